@@ -1,0 +1,36 @@
+"""The errors an authorization decision ends in, on the platform's one error base.
+
+A user-API object the caller may not see answers exactly like a missing one
+(`hidden`), so ids of other tenants cannot be probed. Admin endpoints answer 403.
+"""
+
+from __future__ import annotations
+
+from app.authz.kinds import Kind
+from app.core.errors import Forbidden, NotFound, ServiceUnavailable, not_found
+
+__all__ = ["AuthorizationUnavailable", "Forbidden", "NotFound", "hidden"]
+
+# (name in the message, param) per kind; OpenAI names the offending parameter.
+_NOT_FOUND_WORDING: dict[Kind, tuple[str, str]] = {
+    Kind.FILE: ("file", "file_id"),
+    Kind.FINE_TUNING_JOB: ("fine-tuning job", "fine_tuning_job_id"),
+    Kind.CHECKPOINT: ("checkpoint", "checkpoint_id"),
+    Kind.MODEL: ("model", "model"),
+    Kind.BASE_MODEL: ("model", "model"),
+}
+
+
+class AuthorizationUnavailable(ServiceUnavailable):
+    """Cerbos did not answer: fail closed with a retryable 503, never with an allow."""
+
+    code = "authorization_unavailable"
+
+
+def hidden(kind: Kind, resource_id: str) -> NotFound:
+    """The 404 for an object that is missing or that the caller may not see: the two must match."""
+    noun, param = _NOT_FOUND_WORDING.get(kind, (str(kind).replace("_", " "), "id"))
+    error = not_found(noun, resource_id, param=param)
+    if kind in (Kind.MODEL, Kind.BASE_MODEL):
+        error.code = "model_not_found"  # what OpenAI answers for an unknown model
+    return error

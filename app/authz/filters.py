@@ -1,0 +1,76 @@
+"""A Cerbos query plan turned into a SQL condition, so lists are filtered by the database.
+
+The conditional case goes through `cerbos_sqlalchemy.get_query`, which already
+translates the whole plan grammar (and/or/not, comparisons, `in`, ...) to
+SQLAlchemy; only its `WHERE` is kept, so callers add the condition to their own
+query (joins, pagination, ordering). Columns are mapped from the same
+`POLICY_ATTRIBUTES` that single checks send, so a list shows exactly the rows a
+`check` on each of them would allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cerbos.sdk.model import PlanResourcesFilterKind, PlanResourcesResponse
+from cerbos_sqlalchemy import get_query
+from sqlalchemy import ColumnElement, Table, false, inspect, true
+from sqlalchemy.orm import DeclarativeBase
+
+from app.authz.kinds import POLICY_ATTRIBUTES
+
+ATTRIBUTE_PREFIX = "request.resource.attr."
+RESOURCE_ID = "request.resource.id"
+
+TableLike = Table | type[DeclarativeBase]
+
+
+class UntranslatablePlanError(RuntimeError):
+    """The policies refer to something this table cannot express: a bug, never a silent allow."""
+
+
+def as_table(table: TableLike) -> Table:
+    if isinstance(table, Table):
+        return table
+    local_table = inspect(table).local_table
+    if not isinstance(local_table, Table):
+        raise TypeError(f"{table!r} is not mapped to a single table")
+    return local_table
+
+
+def attribute_columns(
+    table: Table, overrides: Mapping[str, ColumnElement[Any]] | None = None
+) -> dict[str, Any]:
+    """Plan variable -> column: `id` and each policy attribute the table has, then the overrides."""
+    columns: dict[str, Any] = {}
+    if "id" in table.c:
+        columns[RESOURCE_ID] = table.c.id
+    for name in POLICY_ATTRIBUTES:
+        if name in table.c:
+            columns[ATTRIBUTE_PREFIX + name] = table.c[name]
+    for name, column in (overrides or {}).items():
+        columns[ATTRIBUTE_PREFIX + name] = column
+    return columns
+
+
+def plan_to_condition(
+    plan: PlanResourcesResponse,
+    table: TableLike,
+    overrides: Mapping[str, ColumnElement[Any]] | None = None,
+) -> ColumnElement[bool]:
+    """The rows of `table` the plan allows; `overrides` maps attribute names to columns of `table`."""
+    if plan.filter is None or plan.filter.kind == PlanResourcesFilterKind.ALWAYS_DENIED:
+        return false()
+    if plan.filter.kind == PlanResourcesFilterKind.ALWAYS_ALLOWED:
+        return true()
+    resolved = as_table(table)
+    try:
+        where = get_query(plan, resolved, attribute_columns(resolved, overrides)).whereclause
+    except (KeyError, TypeError, ValueError) as error:
+        raise UntranslatablePlanError(
+            f"cannot translate the {plan.resource_kind!r} plan to SQL on {resolved.name!r}: {error}"
+        ) from error
+    if where is None:
+        raise UntranslatablePlanError(f"the {plan.resource_kind!r} plan produced no condition")
+    return where
