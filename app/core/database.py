@@ -6,7 +6,7 @@ never at import time, with the pool the specification gives.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         "pool_pre_ping": True,
     }
     options.update(overrides)
+    options = {key: value for key, value in options.items() if value is not None}
     return create_async_engine(settings.async_database_url, **options)
 
 
@@ -48,12 +49,28 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` once this session's transaction has committed (e.g. publish its outbox rows)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+async def commit(session: AsyncSession) -> None:
+    await session.commit()
+    callbacks = session.info.pop(AFTER_COMMIT, [])
+    for callback in callbacks:
+        await callback()
+
+
 async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """Commit when the caller finishes without error, roll back otherwise."""
     async with sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            await commit(session)
         except BaseException:
+            session.info.pop(AFTER_COMMIT, None)
             await session.rollback()
             raise

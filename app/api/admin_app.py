@@ -1,0 +1,8 @@
+"""The internal admin API (`uvicorn app.api.admin_app:app`); never published on a public network."""
+
+from __future__ import annotations
+
+from app.admin.endpoints import routers
+from app.api.common import create_app
+
+app = create_app("Fine-tuning MLOps — admin API", "admin", routers)

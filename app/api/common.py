@@ -1,0 +1,145 @@
+"""What both APIs share: lifespan-built clients, request ids, one error shape, audit, health."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.exceptions
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.audit.service import record_request
+from app.core.config import Settings, get_settings
+from app.core.errors import PlatformError, ServiceUnavailable
+from app.core.health import check_dependencies
+from app.core.logging import configure_logging, request_id_var
+from app.core.resources import Resources
+
+logger = logging.getLogger(__name__)
+
+MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Errors that mean "a dependency is down right now": answer 503 + Retry-After, never 500.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DBAPIError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+try:
+    import asyncpg
+
+    UNAVAILABLE_ERRORS += (asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError)
+except ImportError:  # pragma: no cover - asyncpg is a base dependency
+    pass
+
+
+def error_response(error: PlatformError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+
+
+def _param_from_location(location: tuple[Any, ...]) -> str | None:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PlatformError)
+    async def platform_error(_: Request, error: PlatformError) -> JSONResponse:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "Invalid request"}
+        param = _param_from_location(tuple(first.get("loc", ())))
+        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        return error_response(PlatformError(message, param=param, code="invalid_request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        wrapped = PlatformError(str(error.detail), code="not_found" if error.status_code == 404 else None)
+        wrapped.status_code = error.status_code
+        return error_response(wrapped)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, UNAVAILABLE_ERRORS):
+            logger.warning("dependency unavailable: %s: %s", type(error).__name__, error)
+            return error_response(ServiceUnavailable("A platform dependency is unavailable; retry shortly."))
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        internal = PlatformError(
+            f"Internal server error (request id {request_id_var.get()})", code="internal_error"
+        )
+        internal.status_code, internal.type = 500, "server_error"
+        return error_response(internal)
+
+
+def install_request_middleware(app: FastAPI, api_name: str) -> None:
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+        request_id = request_id[:64]
+        token = request_id_var.set(request_id)
+        try:
+            response = await call_next(request)
+            response.headers["x-request-id"] = request_id
+            if request.method in MUTATING_METHODS:
+                await _audit(request, response.status_code, api_name)
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+async def _audit(request: Request, status_code: int, api_name: str) -> None:
+    resources: Resources | None = getattr(request.app.state, "resources", None)
+    if resources is None:
+        return
+    try:
+        await record_request(resources.sessionmaker, request, status_code, api_name)
+    except Exception:  # the audit write must not turn a served request into an error
+        logger.exception("could not write the audit row for %s %s", request.method, request.url.path)
+
+
+def health_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["health"], summary="Liveness")
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["health"], summary="Readiness", responses={503: {"description": "A dependency is down"}})
+    async def ready(request: Request) -> JSONResponse:
+        """Every dependency answers; 503 names those that do not."""
+        checks = await check_dependencies(request.app.state.resources)
+        down = [check["name"] for check in checks if check["status"] != "ok"]
+        body = {"status": "ok" if not down else "unavailable", "down": down, "checks": checks}
+        return JSONResponse(body, status_code=503 if down else 200, headers={"Retry-After": "5"} if down else None)
+
+
+def create_app(title: str, api_name: str, routers: list[Any], settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = settings or get_settings()
+        configure_logging(current.log_level)
+        app.state.resources = Resources.create(current)
+        try:
+            yield
+        finally:
+            await app.state.resources.close()
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    install_request_middleware(app, api_name)
+    health_routes(app)
+    for router in routers:
+        app.include_router(router)
+    return app

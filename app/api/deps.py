@@ -1,0 +1,60 @@
+"""Dependency aliases shared by the endpoints of both APIs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.authz import Authorizer, Principal
+from app.core.config import Settings
+from app.core.database import session_scope
+from app.core.resources import Resources
+from app.users.service import authenticate
+
+
+def get_resources(request: Request) -> Resources:
+    return request.app.state.resources  # type: ignore[no-any-return]
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    async for session in session_scope(resources.sessionmaker):
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_settings_dep(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_authorizer(resources: ResourcesDep) -> Authorizer:
+    return resources.authorizer
+
+
+AuthzDep = Annotated[Authorizer, Depends(get_authorizer)]
+
+
+async def get_principal(
+    request: Request,
+    resources: ResourcesDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    # Authentication uses its own short transaction so last_used_at is kept even when the request fails.
+    async for session in session_scope(resources.sessionmaker):
+        user = await authenticate(session, resources.settings, authorization)
+    principal = Principal(id=user.id, roles=list(user.roles), organization_id=user.organization_id)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

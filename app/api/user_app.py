@@ -1,0 +1,10 @@
+"""The public user API: OpenAI's fine-tuning API and what it lacks (`uvicorn app.api.user_app:app`)."""
+
+from __future__ import annotations
+
+from app.api.common import create_app
+from app.files.endpoints import router as files_router
+from app.finetuned.endpoints import router as models_router
+from app.jobs.endpoints import router as jobs_router
+
+app = create_app("Fine-tuning MLOps — user API", "user", [files_router, jobs_router, models_router])

@@ -1,0 +1,98 @@
+"""The Celery application: `celery -A app.core.celery_app worker ...`.
+
+Celery only delivers; PostgreSQL holds the truth (DESIGN.md §2). Queues are
+declared with explicit exchanges and routing keys, tasks are routed by name,
+messages are JSON only, and a task is acknowledged after it ran, so a worker
+killed mid-task leaves its message to be delivered again (the job's lease and
+attempt fencing make that redelivery harmless).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from app.core.config import get_settings
+
+GPU_QUEUE = "gpu"
+CPU_QUEUE = "cpu"
+
+# Task names are explicit and stable: the outbox stores them.
+TASK_RUN_FINETUNE = "jobs.run_finetune"
+TASK_VALIDATE_JOB = "jobs.validate_files"
+TASK_COUNT_TOKENS = "jobs.count_tokens"
+TASK_RECONCILE = "jobs.reconcile"
+TASK_INDEX_FILE = "files.index_vectors"
+TASK_DOWNLOAD_BASE_MODEL = "catalog.download_base_model"
+TASK_GPU_STATUS = "fleet.gpu_status"
+
+TASK_ROUTES = {
+    TASK_RUN_FINETUNE: {"queue": GPU_QUEUE, "routing_key": GPU_QUEUE},
+    TASK_DOWNLOAD_BASE_MODEL: {"queue": GPU_QUEUE, "routing_key": GPU_QUEUE},
+    TASK_VALIDATE_JOB: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    TASK_COUNT_TOKENS: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    TASK_RECONCILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    TASK_INDEX_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+}
+
+
+def queue_for(task_name: str) -> str:
+    return str(TASK_ROUTES[task_name]["queue"])
+
+
+def create_celery_app() -> Celery:
+    settings = get_settings()
+    app = Celery("finetune")
+    # The same number everywhere Celery's Redis transport reads a visibility timeout.
+    transport_options = {
+        "visibility_timeout": settings.celery_visibility_timeout,
+        # Priority 0 is served first; the GPU queue honours job priority this way.
+        "priority_steps": list(range(10)),
+        "sep": ":",
+        "queue_order_strategy": "priority",
+    }
+    app.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        broker_transport_options=transport_options,
+        result_backend_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=timedelta(days=1),
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=settings.worker_max_tasks_per_child,
+        task_default_queue=CPU_QUEUE,
+        task_default_exchange=CPU_QUEUE,
+        task_default_routing_key=CPU_QUEUE,
+        task_default_priority=5,
+        task_queues=(
+            Queue(GPU_QUEUE, Exchange(GPU_QUEUE, type="direct"), routing_key=GPU_QUEUE),
+            Queue(CPU_QUEUE, Exchange(CPU_QUEUE, type="direct"), routing_key=CPU_QUEUE),
+        ),
+        task_routes=TASK_ROUTES,
+        task_track_started=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "reconcile-jobs": {
+                "task": TASK_RECONCILE,
+                "schedule": timedelta(seconds=settings.reconcile_interval_seconds),
+                "options": {"queue": CPU_QUEUE, "expires": settings.reconcile_interval_seconds},
+            },
+        },
+        timezone="UTC",
+    )
+    app.autodiscover_tasks(["app.jobs", "app.files", "app.catalog", "app.fleet"], related_name="tasks", force=True)
+    return app
+
+
+celery_app = create_celery_app()
+app = celery_app

@@ -1,0 +1,82 @@
+"""Transactional outbox: a Celery message is stored with the change that needs it.
+
+`enqueue` adds the row in the caller's transaction and asks for it to be
+published right after commit. If the process dies in between, the row stays
+unsent and the reconciler publishes it (`relay_pending`). A message delivered
+twice is harmless: tasks re-read the row and claim the job with fencing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import anyio
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.celery_app import celery_app, queue_for
+from app.core.database import after_commit, utcnow
+from app.jobs.tables import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession] | None,
+    task_name: str,
+    args: list[Any],
+    priority: int | None = None,
+) -> OutboxMessage:
+    message = OutboxMessage(task_name=task_name, args=args, queue=queue_for(task_name), priority=priority)
+    session.add(message)
+    if sessionmaker is not None:
+
+        async def publish_now() -> None:
+            try:
+                await relay(sessionmaker, [message.id])
+            except Exception:  # the reconciler retries; the request itself has succeeded
+                logger.exception("could not publish outbox message %s now; the reconciler will", message.id)
+
+        after_commit(session, publish_now)
+    return message
+
+
+def publish(message: OutboxMessage) -> None:
+    celery_app.send_task(
+        message.task_name,
+        args=message.args,
+        queue=message.queue,
+        routing_key=message.queue,
+        priority=message.priority,
+    )
+
+
+async def relay(sessionmaker: async_sessionmaker[AsyncSession], ids: list[int] | None = None,
+                older_than: timedelta | None = None) -> int:
+    """Publish unsent messages (the given ids, or every one older than `older_than`)."""
+    async with sessionmaker() as session:
+        query = select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+        if ids is not None:
+            query = query.where(OutboxMessage.id.in_(ids))
+        if older_than is not None:
+            query = query.where(OutboxMessage.created_at < utcnow() - older_than)
+        # SKIP LOCKED: an API process and the reconciler never publish the same row at once.
+        messages = (await session.scalars(query.order_by(OutboxMessage.id).limit(500).with_for_update(skip_locked=True))).all()
+        sent = 0
+        for message in messages:
+            try:
+                await anyio.to_thread.run_sync(partial(publish, message))
+            except Exception as exc:
+                message.error = f"{type(exc).__name__}: {exc}"[:500]
+                logger.warning("outbox message %s not published: %s", message.id, exc)
+                continue
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message.id).values(sent_at=utcnow(), error=None)
+            )
+            sent += 1
+        await session.commit()
+        return sent

@@ -1,0 +1,44 @@
+"""An MLflow tracking server with a SQLite backend and artifacts in the data dir."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+
+from app.devstack.processes import ManagedProcess, wait_until
+
+
+class EmbeddedMlflow:
+    def __init__(self, data_dir: Path, port: int, log_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.process = ManagedProcess("mlflow", self._argv(), log_dir / "mlflow.log")
+
+    def _argv(self) -> list[str]:
+        mlflow = Path(sys.executable).parent / "mlflow"
+        return [
+            str(mlflow), "server",
+            "--backend-store-uri", f"sqlite:///{self.data_dir / 'mlflow.db'}",
+            "--artifacts-destination", str(self.data_dir / "artifacts"),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+            "--allowed-hosts", f"127.0.0.1:{self.port},localhost:{self.port}",
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process.start()
+        wait_until(self._ready, timeout, "MLflow", self.process)
+
+    def _ready(self) -> bool:
+        return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.stop()

@@ -1,0 +1,170 @@
+"""The embedded stack: every server the platform needs, started and stopped by the project.
+
+`make run` and the test harness both use it. A service whose URL is configured
+(DATABASE_URL, REDIS_URL, MLFLOW_TRACKING_URI, CERBOS_URL, QDRANT_URL) is used
+as it is; the others are started here, with their state under the data dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from app.devstack.processes import ManagedProcess, child_env, free_port, wait_until
+
+logger = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Ports:
+    postgres: int = 5432
+    redis: int = 6379
+    mlflow: int = 5000
+    cerbos_http: int = 3592
+    cerbos_grpc: int = 3593
+    vectors: int = 6333
+    user_api: int = 8080
+    admin_api: int = 8010
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(8)))
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    environment: str = "development"
+    configured: dict[str, str] = field(default_factory=dict)
+    servers: list[object] = field(default_factory=list)
+    processes: list[ManagedProcess] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+        self.log_dir = self.data_dir / "logs" / "services"
+
+    # --- servers -------------------------------------------------------------------------------
+
+    def start_servers(self) -> dict[str, str]:
+        """Start what is not configured; return the environment every platform process needs."""
+        env = {
+            "ENVIRONMENT": self.environment,
+            "DATA_DIR": str(self.data_dir),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_HOME": str(self.data_dir / "hf-cache"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env["DATABASE_URL"] = self.configured.get("DATABASE_URL") or self._start_postgres()
+        env["REDIS_URL"] = self.configured.get("REDIS_URL") or self._start_valkey()
+        env["CERBOS_URL"] = self.configured.get("CERBOS_URL") or self._start_cerbos()
+        env["MLFLOW_TRACKING_URI"] = self.configured.get("MLFLOW_TRACKING_URI") or self._start_mlflow()
+        if self.configured.get("QDRANT_URL"):
+            env["QDRANT_URL"] = self.configured["QDRANT_URL"]
+        else:
+            env["VECTOR_SERVICE_URL"] = self._start_vector_service(env)
+        self.env = env
+        return env
+
+    def _start_postgres(self) -> str:
+        from app.devstack.postgres import EmbeddedPostgres
+
+        postgres = EmbeddedPostgres(self.data_dir / "postgres", self.ports.postgres, self.log_dir)
+        postgres.start()
+        postgres.create_database("finetune")
+        self.servers.append(postgres)
+        return postgres.url("finetune")
+
+    def _start_valkey(self) -> str:
+        from app.devstack.valkey import EmbeddedValkey
+
+        valkey = EmbeddedValkey(self.data_dir / "valkey", self.ports.redis, self.log_dir)
+        valkey.start()
+        self.servers.append(valkey)
+        return valkey.url()
+
+    def _start_cerbos(self) -> str:
+        from app.devstack.cerbos import CerbosServer
+
+        cerbos = CerbosServer(
+            policies_dir=REPO_ROOT / "policies",
+            http_port=self.ports.cerbos_http,
+            grpc_port=self.ports.cerbos_grpc,
+            work_dir=self.data_dir / "cerbos",
+        )
+        cerbos.start()
+        self.servers.append(cerbos)
+        return cerbos.url
+
+    def _start_mlflow(self) -> str:
+        from app.devstack.mlflow_server import EmbeddedMlflow
+
+        mlflow = EmbeddedMlflow(self.data_dir / "mlflow", self.ports.mlflow, self.log_dir)
+        mlflow.start()
+        self.servers.append(mlflow)
+        return mlflow.url
+
+    def _start_vector_service(self, env: dict[str, str]) -> str:
+        url = f"http://127.0.0.1:{self.ports.vectors}"
+        process = self.spawn(
+            "vectors",
+            [sys.executable, "-m", "app.vectors.service", "--path", str(self.data_dir / "qdrant"),
+             "--host", "127.0.0.1", "--port", str(self.ports.vectors)],
+            env,
+        )  # fmt: skip
+        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, 120, "vector service", process)
+        return url
+
+    # --- platform processes --------------------------------------------------------------------
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        process = ManagedProcess(
+            name, argv, self.log_dir / f"{name}.log", env=child_env(env or self.env), cwd=REPO_ROOT
+        ).start()
+        self.processes.append(process)
+        return process
+
+    def start_api(self, which: str) -> ManagedProcess:
+        port = self.ports.user_api if which == "user" else self.ports.admin_api
+        host = "0.0.0.0" if which == "user" else "127.0.0.1"
+        return self.spawn(
+            f"{which}-api",
+            [sys.executable, "-m", "uvicorn", f"app.api.{which}_app:app", "--host", host, "--port", str(port),
+             "--no-access-log"],
+        )  # fmt: skip
+
+    def start_worker(self, queue: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        celery = str(Path(sys.executable).parent / "celery")
+        if queue == "gpu":
+            argv = [celery, "-A", "app.core.celery_app", "worker", "-Q", "gpu", "--concurrency=1", "--pool=solo",
+                    f"--hostname=gpu-{os.getpid()}@%h", "--loglevel=INFO"]  # fmt: skip
+        else:
+            argv = [celery, "-A", "app.core.celery_app", "worker", "-Q", "cpu", "--concurrency=2",
+                    "--pool=prefork", "--beat", f"--schedule={self.data_dir / 'celerybeat-schedule'}",
+                    f"--hostname=cpu-{os.getpid()}@%h", "--loglevel=INFO"]  # fmt: skip
+        return self.spawn(f"worker-{queue}", argv, {**self.env, **(extra_env or {})})
+
+    def wait_ready(self, port: int, timeout: float = 60.0) -> None:
+        url = f"http://127.0.0.1:{port}/ready"
+        wait_until(lambda: httpx.get(url, timeout=5).status_code == 200, timeout, url)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        for server in reversed(self.servers):
+            server.stop()  # type: ignore[attr-defined]
+        self.servers.clear()
+
+
+def configured_urls() -> dict[str, str]:
+    names = ("DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_URL", "QDRANT_URL")
+    return {name: os.environ[name] for name in names if os.environ.get(name)}

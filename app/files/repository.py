@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.pagination import fetch_page
+from app.files.tables import File
+
+
+async def get_live(session: AsyncSession, file_id: str) -> File | None:
+    return await session.scalar(select(File).where(File.id == file_id, File.deleted_at.is_(None)))
+
+
+async def list_page(
+    session: AsyncSession,
+    visible: ColumnElement[bool],
+    purpose: str | None,
+    after: str | None,
+    limit: int,
+    descending: bool,
+) -> tuple[Sequence[File], bool]:
+    query = select(File).where(visible, File.deleted_at.is_(None))
+    if purpose is not None:
+        query = query.where(File.purpose == purpose)
+    return await fetch_page(session, query, File.id, after=after, limit=limit, descending=descending)
+
+
+async def stored_bytes(session: AsyncSession, *, owner_id: str | None = None, organization_id: str | None = None) -> int:
+    query = select(func.coalesce(func.sum(File.bytes), 0)).where(File.deleted_at.is_(None))
+    if owner_id is not None:
+        query = query.where(File.owner_id == owner_id)
+    if organization_id is not None:
+        query = query.where(File.organization_id == organization_id)
+    return int(await session.scalar(query) or 0)

@@ -1,0 +1,172 @@
+"""Files: streamed upload with validation of every line, listing, retrieval, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.authz import Authorizer, Kind, Principal, resource_attributes
+from app.core import ids
+from app.core.celery_app import TASK_INDEX_FILE
+from app.core.config import Settings
+from app.core.database import utcnow
+from app.core.errors import BadRequest, PayloadTooLarge
+from app.core.outbox import enqueue
+from app.files import repository
+from app.files.tables import File
+from app.files.upload import receive_upload
+from app.files.validation import StreamingValidator, ValidationLimits, ValidationReport
+from app.users.quotas import check_storage
+
+SUPPORTED_PURPOSES = ("fine-tune",)
+MAX_FILENAME_CHARS = 255
+
+
+def storage_path(settings: Settings, row: File) -> Path:
+    return settings.datasets_path / row.storage_name
+
+
+def _clean_filename(raw: str | None) -> str:
+    """The client's name is only a label: never a path, never with control characters."""
+    if not raw:
+        raise BadRequest("Missing the 'file' part of the multipart form.", param="file", code="missing_file")
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable() and ch != "\x00").strip()
+    if not name or name in (".", ".."):
+        raise BadRequest("The uploaded file has no usable name.", param="file", code="invalid_filename")
+    return name[:MAX_FILENAME_CHARS]
+
+
+def _rejection(report: ValidationReport) -> BadRequest:
+    shown = "; ".join(f"line {error.line}: {error.message}" for error in report.errors[:5])
+    more = f" (and {report.error_count - 5} more)" if report.error_count > 5 else ""
+    first = report.errors[0] if report.errors else None
+    return BadRequest(
+        f"Invalid training file: {report.error_count} problem(s). {shown}{more}",
+        param="file",
+        code=first.code if first and report.error_count == 1 else "invalid_file",
+        details={
+            "error_count": report.error_count,
+            "errors": [
+                {"line": e.line, "code": e.code, "message": e.message, "param": e.param} for e in report.errors
+            ],
+        },
+    )
+
+
+async def upload(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    authorizer: Authorizer,
+    principal: Principal,
+    body: AsyncIterator[bytes],
+    content_type: str | None,
+    content_length: int | None,
+) -> File:
+    # Refuse an announced oversize body before reading a byte of it.
+    if content_length is not None and content_length > settings.max_upload_bytes + 64 * 1024:
+        raise PayloadTooLarge(f"File is larger than the limit of {settings.max_upload_bytes} bytes.", param="file")
+    file_id = ids.file_id()
+    attrs = {"owner_id": principal.id, "organization_id": principal.organization_id}
+    await authorizer.require(principal, Kind.FILE, file_id, attrs, "create")
+
+    settings.datasets_path.mkdir(parents=True, exist_ok=True)
+    storage_name = f"{uuid.uuid4().hex}.jsonl"
+    partial = settings.datasets_path / f".{storage_name}.partial"
+    validator = StreamingValidator(
+        ValidationLimits(
+            max_line_bytes=settings.max_line_bytes,
+            max_lines=settings.max_lines,
+            max_json_depth=settings.max_json_depth,
+        )
+    )
+    digest = hashlib.sha256()
+
+    def consume(chunk: bytes) -> None:
+        digest.update(chunk)
+        validator.feed(chunk)
+
+    form = await receive_upload(body, content_type, partial, settings.max_upload_bytes, consume)
+    try:
+        purpose = form.fields.get("purpose")
+        if purpose is None:
+            raise BadRequest("Missing required parameter: 'purpose'.", param="purpose", code="missing_purpose")
+        if purpose not in SUPPORTED_PURPOSES:
+            raise BadRequest(
+                f"Unsupported purpose '{purpose[:50]}'; this platform accepts: {', '.join(SUPPORTED_PURPOSES)}.",
+                param="purpose",
+                code="unsupported_purpose",
+            )
+        filename = _clean_filename(form.filename)
+        report = validator.finish()
+        if not report.ok:
+            raise _rejection(report)
+        await check_storage(session, principal, form.file_bytes)
+        os.replace(partial, settings.datasets_path / storage_name)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    row = File(
+        id=file_id,
+        owner_id=principal.id,
+        organization_id=principal.organization_id,
+        filename=filename,
+        purpose=purpose,
+        bytes=form.file_bytes,
+        sha256=digest.hexdigest(),
+        storage_name=storage_name,
+        status="processed",
+        data_format=report.data_format,
+        statistics=report.statistics,
+        index_status="pending",
+    )
+    session.add(row)
+    enqueue(session, sessionmaker, TASK_INDEX_FILE, [file_id])
+    await session.flush()
+    return row
+
+
+async def get(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str, action: str = "read"
+) -> File:
+    row = await repository.get_live(session, file_id)
+    await authorizer.require(principal, Kind.FILE, file_id, resource_attributes(row) if row else None, action)
+    assert row is not None
+    return row
+
+
+async def list_visible(
+    session: AsyncSession,
+    authorizer: Authorizer,
+    principal: Principal,
+    purpose: str | None,
+    after: str | None,
+    limit: int,
+    order: str,
+) -> tuple[Sequence[File], bool]:
+    visible = await authorizer.list_filter(principal, Kind.FILE, "read", File)
+    return await repository.list_page(session, visible, purpose, after, limit, descending=order == "desc")
+
+
+async def delete(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    authorizer: Authorizer,
+    principal: Principal,
+    file_id: str,
+) -> File:
+    row = await get(session, authorizer, principal, file_id, "delete")
+    row.deleted_at = utcnow()
+    row.status = "deleted"
+    storage_path(settings, row).unlink(missing_ok=True)
+    # Vectors go with the file; the same task removes them once it sees the row deleted.
+    enqueue(session, sessionmaker, TASK_INDEX_FILE, [file_id])
+    await session.flush()
+    return row

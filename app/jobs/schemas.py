@@ -1,0 +1,224 @@
+"""OpenAI's fine-tuning job, event and checkpoint objects, and the create body (with our superset)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.jobs.tables import Checkpoint, Job, JobEvent
+
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class MethodHyperparameters(BaseModel):
+    """OpenAI's fields plus the platform's superset; values may be "auto"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: int | Literal["auto"] | None = None
+    batch_size: int | Literal["auto"] | None = None
+    learning_rate_multiplier: float | Literal["auto"] | None = None
+    beta: float | Literal["auto"] | None = None
+    learning_rate: float | Literal["auto"] | None = None
+    lora_r: int | None = None
+    lora_alpha: int | None = None
+    lora_dropout: float | None = None
+    target_modules: list[str] | Literal["all-linear"] | None = None
+    quantization: Literal["qlora", "none"] | None = None
+    fine_tune_type: Literal["lora", "full"] | None = None
+    max_seq_length: int | None = None
+    packing: bool | None = None
+    warmup_ratio: float | None = None
+    gradient_accumulation_steps: int | None = None
+    eval_steps: int | None = None
+    weight_decay: float | None = None
+    lr_scheduler_type: str | None = None
+
+
+class MethodSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: MethodHyperparameters = Field(default_factory=MethodHyperparameters)
+
+
+class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["supervised", "dpo"]
+    supervised: MethodSection | None = None
+    dpo: MethodSection | None = None
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+    training_file: str = Field(min_length=1, max_length=64)
+    validation_file: str | None = Field(default=None, max_length=64)
+    hyperparameters: MethodHyperparameters | None = None  # OpenAI's deprecated top-level form
+    method: Method | None = None
+    suffix: str | None = Field(default=None, max_length=64)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, Any]] | None = None
+
+    @field_validator("suffix")
+    @classmethod
+    def _suffix_chars(cls, value: str | None) -> str | None:
+        if value is not None and not all(ch.isalnum() or ch in "-_" for ch in value):
+            raise ValueError("may contain only letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if len(value) > 16:
+                raise ValueError("at most 16 keys")
+            for key, item in value.items():
+                if len(key) > 64 or len(item) > 512:
+                    raise ValueError("keys are at most 64 characters and values at most 512")
+        return value
+
+    def method_type(self) -> str:
+        return self.method.type if self.method else "supervised"
+
+    def requested_hyperparameters(self) -> dict[str, Any]:
+        section = None
+        if self.method is not None:
+            section = self.method.supervised if self.method.type == "supervised" else self.method.dpo
+        chosen = section.hyperparameters if section else (self.hyperparameters or MethodHyperparameters())
+        return chosen.model_dump(exclude_none=True)
+
+    def hyperparameters_param(self) -> str:
+        if self.method is None:
+            return "hyperparameters"
+        return f"method.{self.method.type}.hyperparameters"
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class JobObject(BaseModel):
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    id: str
+    model: str
+    created_at: int
+    finished_at: int | None
+    fine_tuned_model: str | None
+    organization_id: str
+    result_files: list[str]
+    status: str
+    validation_file: str | None
+    training_file: str
+    hyperparameters: dict[str, Any]
+    trained_tokens: int | None
+    error: JobError | None
+    user_provided_suffix: str | None
+    seed: int
+    estimated_finish: int | None
+    integrations: list[dict[str, Any]] = []
+    metadata: dict[str, str] | None
+    method: dict[str, Any]
+    # Beyond OpenAI:
+    estimate: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+    priority: int = 5
+
+    @classmethod
+    def of(cls, job: Job) -> JobObject:
+        shown = job.resolved_hyperparameters or job.hyperparameters
+        openai_view = {
+            "n_epochs": shown.get("n_epochs", "auto"),
+            "batch_size": shown.get("batch_size", "auto"),
+            "learning_rate_multiplier": shown.get("learning_rate_multiplier", "auto"),
+        }
+        if job.method == "dpo":
+            openai_view["beta"] = shown.get("beta", "auto")
+        return cls(
+            id=job.id,
+            model=job.model,
+            created_at=_ts(job.created_at),
+            finished_at=_ts(job.finished_at) if job.finished_at else None,
+            fine_tuned_model=job.fine_tuned_model,
+            organization_id=job.organization_id,
+            result_files=list(job.result_files or []),
+            status=job.status,
+            validation_file=job.validation_file,
+            training_file=job.training_file,
+            hyperparameters=openai_view,
+            trained_tokens=job.trained_tokens,
+            error=JobError(**job.error) if job.error else None,
+            user_provided_suffix=job.suffix,
+            seed=job.seed,
+            estimated_finish=_ts(job.estimated_finish) if job.estimated_finish else None,
+            metadata=job.metadata_,
+            method={"type": job.method, job.method: {"hyperparameters": shown}},
+            estimate=job.estimate,
+            progress={"step": job.current_step, "total_steps": job.total_steps, "attempt": job.attempt},
+            priority=job.priority,
+        )
+
+
+class EventObject(BaseModel):
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
+    id: str
+    created_at: int
+    level: str
+    message: str
+    data: dict[str, Any] | None = None
+    type: str = "message"
+
+    @classmethod
+    def of(cls, event: JobEvent) -> EventObject:
+        return cls(
+            id=event.id,
+            created_at=_ts(event.created_at),
+            level=event.level,
+            message=event.message,
+            data=event.data,
+            type=event.type,
+        )
+
+
+class CheckpointObject(BaseModel):
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    id: str
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    metrics: dict[str, Any]
+    step_number: int
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, model_name: str) -> CheckpointObject:
+        return cls(
+            id=checkpoint.id,
+            created_at=_ts(checkpoint.created_at),
+            fine_tuned_model_checkpoint=f"{model_name}:ckpt-step-{checkpoint.step_number}",
+            fine_tuning_job_id=checkpoint.job_id,
+            metrics={**checkpoint.metrics, "step": checkpoint.step_number},
+            step_number=checkpoint.step_number,
+        )
+
+
+class EstimateObject(BaseModel):
+    object: Literal["fine_tuning.job.estimate"] = "fine_tuning.job.estimate"
+    model: str
+    method: str
+    training_examples: int
+    training_tokens: int
+    validation_examples: int | None
+    validation_tokens: int | None
+    too_long_examples: int
+    total_steps: int
+    trained_tokens: int
+    estimated_seconds: float
+    estimated_gpu_hours: float
+    hyperparameters: dict[str, Any]
+
+
+def _ts(value: Any) -> int:
+    return int(value.timestamp())

@@ -1,0 +1,245 @@
+"""Fine-tuning jobs: create (checked, then enqueued after commit), read, control, events, checkpoints."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.authz import Authorizer, Kind, Principal, resource_attributes
+from app.catalog import repository as catalog
+from app.catalog.tables import CatalogEntry
+from app.core import ids
+from app.core.celery_app import TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
+from app.core.database import after_commit, utcnow
+from app.core.errors import BadRequest, Conflict, NotFound
+from app.core.outbox import enqueue
+from app.core.pagination import fetch_page
+from app.core.resources import Resources
+from app.files import repository as files
+from app.files.tables import File
+from app.jobs import events
+from app.jobs.schemas import TERMINAL_STATUSES, JobCreate
+from app.jobs.tables import Checkpoint, Job, JobEvent
+from app.training.hyperparams import resolve_hyperparameters
+from app.users.quotas import check_concurrent_jobs
+
+FORMAT_FOR_METHOD = {"supervised": "chat", "dpo": "preference"}
+# Hyperparameters that choose the training recipe rather than tune it.
+RECIPE_FIELDS = ("fine_tune_type", "quantization")
+CHARS_PER_TOKEN_GUESS = 4
+
+
+def recipe_of(hyperparameters: dict[str, Any]) -> tuple[str, str | None]:
+    quantization = hyperparameters.get("quantization")
+    return hyperparameters.get("fine_tune_type", "lora"), None if quantization in (None, "none") else quantization
+
+
+def tunable(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in hyperparameters.items() if key not in RECIPE_FIELDS}
+
+
+async def _usable_file(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str, param: str, method: str
+) -> File:
+    row = await files.get_live(session, file_id)
+    if row is None or not await authorizer.check(principal, Kind.FILE, file_id, resource_attributes(row), "read"):
+        raise NotFound(f"No such file: '{file_id}'", param=param, code="file_not_found")
+    if row.purpose != "fine-tune":
+        raise BadRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
+    if row.status != "processed":
+        raise BadRequest(f"File '{file_id}' is not processed (status '{row.status}').", param=param,
+                         code="file_not_ready")  # fmt: skip
+    expected = FORMAT_FOR_METHOD[method]
+    if row.data_format != expected:
+        raise BadRequest(
+            f"File '{file_id}' holds {row.data_format} examples; method '{method}' needs {expected} examples.",
+            param=param,
+            code="invalid_file_format",
+        )
+    return row
+
+
+async def _usable_model(session: AsyncSession, model: str) -> CatalogEntry:
+    entry = await catalog.get(session, model)
+    if entry is None:
+        raise NotFound(f"The model '{model}' does not exist in the catalog.", param="model", code="model_not_found")
+    if not entry.allowed:
+        raise BadRequest(f"The model '{model}' is not available for fine-tuning.", param="model",
+                         code="model_not_available")  # fmt: skip
+    return entry
+
+
+def _check_hyperparameters(body: JobCreate, training: File, entry: CatalogEntry) -> dict[str, Any]:
+    """Validate the request's values now (400 naming the field); the final resolution uses real token counts."""
+    requested = body.requested_hyperparameters()
+    fine_tune_type, quantization = recipe_of(requested)
+    examples = int(training.statistics.get("examples", 1)) or 1
+    tokens_guess = max(examples, int(training.statistics.get("characters", 0)) // CHARS_PER_TOKEN_GUESS)
+    try:
+        resolve_hyperparameters(
+            tunable(requested), examples, tokens_guess, body.method_type(), fine_tune_type, entry.max_seq_length
+        )
+    except ValueError as error:
+        field = str(error).split(":", 1)[0]
+        raise BadRequest(str(error), param=f"{body.hyperparameters_param()}.{field}",
+                         code="invalid_hyperparameters") from None  # fmt: skip
+    if quantization == "qlora" and fine_tune_type != "lora":
+        raise BadRequest("quantization 'qlora' needs fine_tune_type 'lora'.",
+                         param=f"{body.hyperparameters_param()}.quantization", code="invalid_hyperparameters")  # fmt: skip
+    return requested
+
+
+async def check_request(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, body: JobCreate
+) -> tuple[CatalogEntry, File, File | None, dict[str, Any]]:
+    """Every check a create (or an estimate) makes before anything is written."""
+    if body.integrations:
+        raise BadRequest("Integrations are not supported on this platform.", param="integrations")
+    entry = await _usable_model(session, body.model)
+    method = body.method_type()
+    training = await _usable_file(session, authorizer, principal, body.training_file, "training_file", method)
+    validation = None
+    if body.validation_file:
+        validation = await _usable_file(
+            session, authorizer, principal, body.validation_file, "validation_file", method
+        )
+    requested = _check_hyperparameters(body, training, entry)
+    return entry, training, validation, requested
+
+
+async def create(resources: Resources, session: AsyncSession, principal: Principal, body: JobCreate) -> Job:
+    job_id = ids.job_id()
+    attrs = {"owner_id": principal.id, "organization_id": principal.organization_id}
+    await resources.authorizer.require(principal, Kind.FINE_TUNING_JOB, job_id, attrs, "create")
+    _, training, validation, requested = await check_request(session, resources.authorizer, principal, body)
+    await check_concurrent_jobs(session, principal)
+    job = Job(
+        id=job_id,
+        owner_id=principal.id,
+        organization_id=principal.organization_id,
+        model=body.model,
+        training_file=training.id,
+        validation_file=validation.id if validation else None,
+        method=body.method_type(),
+        hyperparameters=requested,
+        suffix=body.suffix,
+        seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
+        metadata_=body.metadata,
+        status="validating_files",
+    )
+    session.add(job)
+    await session.flush()
+    event = events.add_event(session, job.id, f"Validating training file: {training.id}")
+    if validation:
+        events.add_event(session, job.id, f"Validating validation file: {validation.id}")
+    enqueue(session, resources.sessionmaker, TASK_VALIDATE_JOB, [job.id])
+    await session.flush()
+    after_commit(session, lambda: events.publish(resources.redis, event))
+    return job
+
+
+async def get(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, action: str = "read"
+) -> Job:
+    row = await session.get(Job, job_id)
+    return await authorizer.require_row(principal, Kind.FINE_TUNING_JOB, job_id, row, action)
+
+
+async def list_visible(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, after: str | None, limit: int,
+    metadata: dict[str, str] | None,
+) -> tuple[Sequence[Job], bool]:
+    visible = await authorizer.list_filter(principal, Kind.FINE_TUNING_JOB, "read", Job)
+    query = select(Job).where(visible)
+    if metadata:
+        query = query.where(Job.metadata_.contains(metadata))
+    return await fetch_page(session, query, Job.id, after=after, limit=limit)
+
+
+async def _transition(
+    resources: Resources, session: AsyncSession, job: Job, values: dict[str, Any], allowed_from: tuple[str, ...],
+    message: str,
+) -> Job:
+    """Change a job's row only if it is still in one of `allowed_from` (a worker may be changing it too)."""
+    result = await session.execute(
+        update(Job).where(Job.id == job.id, Job.status.in_(allowed_from)).values(**values).returning(Job.id)
+    )
+    if result.scalar_one_or_none() is None:
+        await session.refresh(job)
+        raise Conflict(f"Job '{job.id}' is {job.status}; this action is not possible now.", param="fine_tuning_job_id")
+    await session.refresh(job)
+    event = events.add_event(session, job.id, message, attempt=job.attempt)
+    await session.flush()
+    after_commit(session, lambda: events.publish(resources.redis, event))
+    return job
+
+
+async def cancel(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
+    job = await get(session, resources.authorizer, principal, job_id, "cancel")
+    if job.status in TERMINAL_STATUSES:
+        raise Conflict(f"Job '{job_id}' has already {job.status}; it cannot be cancelled.", param="fine_tuning_job_id")
+    if job.status == "running":
+        # The worker turns this into SIGTERM; the trainer saves a checkpoint and the job ends cancelled.
+        return await _transition(resources, session, job, {"cancel_requested": True}, ("running",),
+                                 "Cancellation requested")  # fmt: skip
+    values = {"status": "cancelled", "cancel_requested": True, "finished_at": utcnow()}
+    return await _transition(resources, session, job, values, ("validating_files", "queued", "paused"), "Job cancelled")
+
+
+async def pause(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
+    job = await get(session, resources.authorizer, principal, job_id, "pause")
+    if job.status == "running":
+        return await _transition(resources, session, job, {"pause_requested": True}, ("running",), "Pause requested")
+    if job.status == "queued":
+        return await _transition(resources, session, job, {"status": "paused"}, ("queued",), "Job paused")
+    raise Conflict(f"Job '{job_id}' is {job.status}; only a queued or running job can be paused.",
+                   param="fine_tuning_job_id")  # fmt: skip
+
+
+async def resume(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
+    job = await get(session, resources.authorizer, principal, job_id, "resume")
+    if job.status != "paused":
+        raise Conflict(f"Job '{job_id}' is {job.status}; only a paused job can be resumed.", param="fine_tuning_job_id")
+    values = {"status": "queued", "pause_requested": False, "enqueued_at": utcnow()}
+    job = await _transition(resources, session, job, values, ("paused",), "Job resumed; continuing from the latest checkpoint")
+    enqueue(session, resources.sessionmaker, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+    await session.flush()
+    return job
+
+
+async def list_events(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, after: str | None, limit: int
+) -> tuple[Sequence[JobEvent], bool]:
+    await get(session, authorizer, principal, job_id)
+    query = select(JobEvent).where(JobEvent.job_id == job_id)
+    return await fetch_page(session, query, JobEvent.id, after=after, limit=limit)
+
+
+async def events_since(session: AsyncSession, job_id: str, after: str | None) -> Sequence[JobEvent]:
+    query = select(JobEvent).where(JobEvent.job_id == job_id)
+    if after:
+        query = query.where(JobEvent.id > after)
+    return (await session.scalars(query.order_by(JobEvent.id))).all()
+
+
+async def list_checkpoints(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, after: str | None, limit: int
+) -> tuple[Job, Sequence[Checkpoint], bool]:
+    job = await get(session, authorizer, principal, job_id)
+    query = select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted.is_(False))
+    rows, has_more = await fetch_page(session, query, Checkpoint.id, after=after, limit=limit)
+    return job, rows, has_more
+
+
+async def get_checkpoint(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, checkpoint_id: str
+) -> tuple[Job, Checkpoint]:
+    job = await get(session, authorizer, principal, job_id, "download")
+    checkpoint = await session.get(Checkpoint, checkpoint_id)
+    if checkpoint is None or checkpoint.job_id != job_id or checkpoint.deleted:
+        raise NotFound(f"No such checkpoint: '{checkpoint_id}'", param="checkpoint_id")
+    return job, checkpoint
