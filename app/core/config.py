@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     cerbos_url: str = "http://127.0.0.1:3592"
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
+    # Without QDRANT_URL, vectors live in Qdrant local mode behind the embedded vector service.
+    vector_service_url: str = "http://127.0.0.1:6333"
     hf_token: SecretStr | None = None
 
     # HMAC key mixed into every API-key hash: a stolen database alone cannot verify guesses.

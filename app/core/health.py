@@ -43,9 +43,10 @@ def dependency_checks(resources: Resources) -> dict[str, Callable[[], Awaitable[
         await resources.redis.ping()
 
     async def qdrant() -> None:
-        from app.vectors.client import vector_health_url
-
-        await _http_ok(vector_health_url(settings))
+        if settings.qdrant_url:
+            await _http_ok(f"{settings.qdrant_url}/healthz")
+        else:
+            await _http_ok(f"{settings.vector_service_url}/health")
 
     return {
         "database": database,

@@ -120,7 +120,7 @@ class Stack:
              "--host", "127.0.0.1", "--port", str(self.ports.vectors)],
             env,
         )  # fmt: skip
-        wait_until(lambda: httpx.get(f"{url}/healthz", timeout=1).status_code == 200, 120, "vector service", process)
+        wait_until(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 120, "vector service", process)
         return url
 
     # --- platform processes --------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""The foundation: migrations, health and readiness, the error shape, request ids, fail-fast settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.devstack.processes import free_port
+
+
+def _alembic(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "alembic", *args], capture_output=True, text=True, env=os.environ.copy())
+
+
+def test_migrations_down_and_up_without_drift(stack: object) -> None:
+    for step in (("downgrade", "base"), ("upgrade", "head"), ("check",)):
+        result = _alembic(*step)
+        assert result.returncode == 0, result.stderr
+    assert "No new upgrade operations detected" in _alembic("check").stdout + _alembic("check").stderr
+
+
+async def test_clean_database_between_tests(sessionmaker) -> None:  # type: ignore[no-untyped-def]
+    async with sessionmaker() as session:
+        count = await session.scalar(text("SELECT count(*) FROM users"))
+    assert count == 0
+
+
+def test_health_and_ready(user_api: str, admin_api: str) -> None:
+    for base in (user_api, admin_api):
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        ready = httpx.get(f"{base}/ready", timeout=10)
+        body = ready.json()
+        assert ready.status_code == 200, body
+        assert {check["name"] for check in body["checks"]} == {"database", "redis", "cerbos", "mlflow", "qdrant"}
+        assert all(check["latency_ms"] >= 0 for check in body["checks"])
+
+
+def test_errors_have_openai_shape_and_request_id(user_api: str) -> None:
+    response = httpx.get(f"{user_api}/v1/files", headers={"x-request-id": "req-test-123"})
+    assert response.status_code == 401
+    assert response.headers["x-request-id"] == "req-test-123"
+    error = response.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"}
+    assert error["code"] == "invalid_api_key"
+    missing = httpx.get(f"{user_api}/no/such/route")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_ready_names_what_is_down(stack) -> None:  # type: ignore[no-untyped-def]
+    """An API pointed at a Redis that is not there answers 503 on /ready naming `redis`."""
+    port = free_port()
+    env = {**stack.env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    process = stack.spawn("user-api-broken-redis",
+                          [sys.executable, "-m", "uvicorn", "app.api.user_app:app", "--port", str(port)], env)  # fmt: skip
+    try:
+        from app.devstack.processes import wait_until
+
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200, 60, "api", process)
+        response = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=15)
+        assert response.status_code == 503
+        assert response.json()["down"] == ["redis"]
+        assert response.headers["retry-after"]
+    finally:
+        process.stop()
+        stack.processes.remove(process)
+
+
+@pytest.mark.parametrize("environment", ["production"])
+def test_production_refuses_missing_and_placeholder_secrets(environment: str) -> None:
+    from pydantic import ValidationError
+
+    from app.core.config import Settings
+
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings(environment=environment, database_url=None, api_key_pepper="x" * 40, _env_file=None)
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(environment=environment, database_url="postgresql+asyncpg://u:changeme@db/x",
+                 api_key_pepper="y" * 40, _env_file=None)  # fmt: skip
+    ok = Settings(environment=environment, database_url="postgresql+asyncpg://u:s3cr3t-Long@db/x",
+                  api_key_pepper="z" * 40, _env_file=None)  # fmt: skip
+    assert ok.database_url is not None
+
+
+def test_database_down_fails_fast_naming_the_setting() -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/finetune"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.devstack", "--check-only"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "DATABASE_URL": url},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr + result.stdout
