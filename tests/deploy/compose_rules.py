@@ -28,8 +28,17 @@ CPU_WORKER_COMMAND = (
     "--hostname=cpu@%h --schedule=/tmp/celerybeat-schedule"
 )
 EXPECTED_SERVICES = {
-    "migrate", "admin-api", "user-api", "celery-worker", "celery-worker-cpu",
-    "postgres", "redis", "mlflow", "cerbos", "qdrant", "flower",
+    "migrate",
+    "admin-api",
+    "user-api",
+    "celery-worker",
+    "celery-worker-cpu",
+    "postgres",
+    "redis",
+    "mlflow",
+    "cerbos",
+    "qdrant",
+    "flower",
 }
 # (host address, host port, container port) of every published port.
 PUBLISHED_PORTS = {
@@ -59,6 +68,14 @@ EXTRA_NETWORKS = {
     "celery-worker-cpu": {"egress"},
 }
 APP_SERVICES = ("admin-api", "user-api", "celery-worker", "celery-worker-cpu")
+# Secrets that `docker compose` refuses to go without (${VAR:?message}).
+REQUIRED_SECRETS = (
+    "POSTGRES_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "REDIS_PASSWORD",
+    "QDRANT_API_KEY",
+    "API_KEY_PEPPER",
+)
 # Images whose default user is already unprivileged.
 NON_ROOT_IMAGES = re.compile(r"^qdrant/qdrant:v[\d.]+-unprivileged$")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PEPPER|API_KEY|AUTH")
@@ -316,9 +333,19 @@ def rule_secrets_from_env(compose: Compose) -> list[str]:
 
 
 RULES: tuple[Rule, ...] = (
-    rule_services, rule_ports, rule_named_volumes, rule_gpu_worker, rule_cpu_worker, rule_redis,
-    rule_mlflow, rule_networks, rule_hardening, rule_healthchecks, rule_dependencies,
-    rule_pinned_images, rule_secrets_from_env,
+    rule_services,
+    rule_ports,
+    rule_named_volumes,
+    rule_gpu_worker,
+    rule_cpu_worker,
+    rule_redis,
+    rule_mlflow,
+    rule_networks,
+    rule_hardening,
+    rule_healthchecks,
+    rule_dependencies,
+    rule_pinned_images,
+    rule_secrets_from_env,
 )
 
 

@@ -133,7 +133,9 @@ MUTATIONS: list[tuple[str, Mutation, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("mutation", "expected"), [(m, e) for _, m, e in MUTATIONS], ids=[n for n, _, _ in MUTATIONS])
+@pytest.mark.parametrize(
+    ("mutation", "expected"), [(m, e) for _, m, e in MUTATIONS], ids=[n for n, _, _ in MUTATIONS]
+)
 def test_mutated_compose_file_is_rejected(compose: dict[str, Any], mutation: Mutation, expected: str) -> None:
     mutated = copy.deepcopy(compose)
     mutation(mutated)

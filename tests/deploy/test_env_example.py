@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -22,8 +23,12 @@ READ_BY_TOOLS = {
 }
 # Set in containers for libraries and the runtime, not settings of the application.
 RUNTIME_VARIABLES = {
-    "HF_HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR", "MPLCONFIGDIR",
-    "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES",
+    "HF_HOME",
+    "XDG_CACHE_HOME",
+    "TRITON_CACHE_DIR",
+    "MPLCONFIGDIR",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
 }
 LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
@@ -68,7 +73,7 @@ def test_no_stale_names() -> None:
 
 def test_every_entry_has_a_comment() -> None:
     lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
-    for above, line in zip(lines, lines[1:], strict=False):
+    for above, line in itertools.pairwise(lines):
         if LINE.match(line):
             assert above.startswith("# ") and not LINE.match(above), f"{line} has no comment of its own"
 
@@ -76,15 +81,15 @@ def test_every_entry_has_a_comment() -> None:
 def test_commented_values_are_the_code_defaults() -> None:
     for name, (commented, value) in example_entries().items():
         field = Settings.model_fields.get(name.lower())
-        if field is None or field.default is None or not commented:
+        if field is None or field.annotation is None or field.default is None or not commented:
             continue
-        parsed = TypeAdapter(field.annotation).validate_python(value)
+        parsed = TypeAdapter[Any](field.annotation).validate_python(value)
         assert parsed == field.default, f"{name}={value} but the code default is {field.default!r}"
 
 
 def test_required_secrets_hold_placeholders_the_app_refuses() -> None:
     entries = example_entries()
-    for name in ("POSTGRES_PASSWORD", "MLFLOW_DB_PASSWORD", "REDIS_PASSWORD", "QDRANT_API_KEY", "API_KEY_PEPPER"):
+    for name in rules.REQUIRED_SECRETS:
         commented, value = entries[name]
         assert not commented and "changeme" in value, name
         assert re.search(rf"\$\{{{name}:\?", rules.COMPOSE_FILE.read_text(encoding="utf-8")), name
@@ -94,7 +99,8 @@ def test_production_settings_refuse_the_example_values(monkeypatch: pytest.Monke
     entries = example_entries()
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv(
-        "DATABASE_URL", f"postgresql+asyncpg://finetune:{entries['POSTGRES_PASSWORD'][1]}@postgres:5432/finetune"
+        "DATABASE_URL",
+        f"postgresql+asyncpg://finetune:{entries['POSTGRES_PASSWORD'][1]}@postgres:5432/finetune",
     )
     monkeypatch.setenv("API_KEY_PEPPER", entries["API_KEY_PEPPER"][1])
     with pytest.raises(ValueError, match="placeholder"):
@@ -105,7 +111,7 @@ def _app_environment(service: dict[str, Any]) -> set[str]:
     return set(service.get("environment") or {})
 
 
-@pytest.mark.parametrize("service_name", rules.APP_SERVICES + ("migrate",))
+@pytest.mark.parametrize("service_name", (*rules.APP_SERVICES, "migrate"))
 def test_compose_sets_only_real_settings(service_name: str) -> None:
     service = rules.services(rules.load_compose())[service_name]
     unknown = _app_environment(service) - settings_names() - RUNTIME_VARIABLES

@@ -16,7 +16,7 @@ import yaml
 from tests.deploy import compose_rules as rules
 
 SCRIPT = rules.REPO_ROOT / "scripts" / "check-deploy.sh"
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "MLFLOW_DB_PASSWORD", "REDIS_PASSWORD", "QDRANT_API_KEY", "API_KEY_PEPPER")
+REQUIRED_SECRETS = rules.REQUIRED_SECRETS
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,9 @@ BROKEN_COPIES = [
 ]
 
 
-@pytest.mark.parametrize(("edit", "reported"), [(e, r) for _, e, r in BROKEN_COPIES], ids=[i for i, _, _ in BROKEN_COPIES])
+@pytest.mark.parametrize(
+    ("edit", "reported"), [(e, r) for _, e, r in BROKEN_COPIES], ids=[i for i, _, _ in BROKEN_COPIES]
+)
 def test_broken_copy_fails_rules_and_script(
     tools: dict[str, str], tmp_path: Path, edit: tuple[str, str], reported: str
 ) -> None:
