@@ -1,0 +1,104 @@
+"""The training process the GPU worker spawns (possibly under torchrun).
+
+    python -m app.training --config CONFIG.json [--progress-fd N]
+
+Writes one JSON event per line to file descriptor N (default 1; stdout is then moved
+to stderr so library prints cannot corrupt the stream). Exit codes: 0 done, 3 stopped
+by SIGTERM/SIGINT after checkpointing, 1 error (an "error" event says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.training.callbacks import JsonLinesProgress, NullProgress, ProgressCallback
+from app.training.config import TrainingConfig
+from app.training.errors import InvalidConfigError, TrainingError
+from app.training.process import install_stop_handlers, is_rank_zero, set_parent_death_signal
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_STOPPED = 3
+OOM_ADVICE = (
+    "CUDA ran out of memory. Lower batch_size (raise gradient_accumulation_steps to keep the "
+    "effective batch), lower max_seq_length, keep gradient_checkpointing on, or use quantization 'qlora'"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    set_parent_death_signal()
+    events = _open_events(args.progress_fd) if is_rank_zero() else None
+    progress: ProgressCallback = events or NullProgress()
+    try:
+        config = TrainingConfig.read(Path(args.config))
+    except (OSError, ValidationError) as error:
+        _report_error(events, "invalid_config", f"cannot read config {args.config}: {error}")
+        return EXIT_ERROR
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    return _run(config, progress, events)
+
+
+def _run(config: TrainingConfig, progress: ProgressCallback, events: JsonLinesProgress | None) -> int:
+    import torch
+
+    from app.training.engine import FineTuneRecipe
+
+    recipe = FineTuneRecipe(config, progress)
+    install_stop_handlers(recipe.request_stop)
+    stage = "setup"
+    try:
+        recipe.setup()
+        stage = "train"
+        outcome = recipe.train()
+        if not outcome.completed or recipe.stop_requested:
+            progress.on_message("info", f"stopped at step {outcome.step} of {outcome.total_steps}")
+            return EXIT_STOPPED
+        recipe.save_outputs()
+        return EXIT_OK
+    except torch.OutOfMemoryError:
+        _report_error(events, "out_of_memory", OOM_ADVICE)
+    except TrainingError as error:
+        _report_error(events, error.code, str(error))
+    except ValueError as error:
+        # Libraries check their arguments while the run is being built: that is a config problem.
+        code = InvalidConfigError.code if stage == "setup" else TrainingError.code
+        _report_error(events, code, f"{type(error).__name__}: {error}")
+    except Exception as error:
+        logging.getLogger(__name__).exception("training failed")
+        _report_error(events, TrainingError.code, f"{type(error).__name__}: {error}")
+    finally:
+        recipe.cleanup()
+    return EXIT_ERROR
+
+
+def _open_events(fd: int) -> JsonLinesProgress:
+    if fd == 1:
+        # Keep the event stream for ourselves and send everything else written to stdout to stderr.
+        fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    return JsonLinesProgress.to_fd(fd)
+
+
+def _report_error(events: JsonLinesProgress | None, code: str, message: str) -> None:
+    print(f"error [{code}]: {message}", file=sys.stderr)
+    if events is not None:
+        events.on_error(code, message)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.training", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="TrainingConfig JSON file")
+    parser.add_argument("--progress-fd", type=int, default=1, help="file descriptor for JSON-lines events")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""How a training run reports progress: a small Protocol, and the JSON-lines writer the CLI uses.
+
+The recipe only ever talks to a `ProgressCallback`; the Celery worker reads the JSON
+lines, a notebook can pass any object with these methods. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any, Literal, Protocol
+
+Level = Literal["info", "warn"]
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    step: int
+    total_steps: int
+    epoch: float
+    train_loss: float | None
+    learning_rate: float | None
+    tokens_per_second: float | None
+    eta_seconds: float | None
+    trained_tokens: int
+    token_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    step: int
+    valid_loss: float | None
+    valid_mean_token_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    step: int
+    path: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingOutputs:
+    output_dir: str
+    adapter_dir: str | None
+    merged_dir: str | None
+    model_dir: str
+    trained_tokens: int
+    metrics_csv: str
+
+
+class ProgressCallback(Protocol):
+    def on_started(self, total_steps: int, resumed_from_step: int | None) -> None: ...
+
+    def on_step(self, progress: StepProgress) -> None: ...
+
+    def on_eval(self, result: EvalResult) -> None: ...
+
+    def on_checkpoint(self, checkpoint: CheckpointInfo) -> None: ...
+
+    def on_checkpoint_pruned(self, path: str) -> None: ...
+
+    def on_message(self, level: Level, message: str) -> None: ...
+
+    def on_done(self, outputs: TrainingOutputs) -> None: ...
+
+
+class NullProgress:
+    """For ranks other than 0, which train but never report."""
+
+    def on_started(self, total_steps: int, resumed_from_step: int | None) -> None:
+        pass
+
+    def on_step(self, progress: StepProgress) -> None:
+        pass
+
+    def on_eval(self, result: EvalResult) -> None:
+        pass
+
+    def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
+        pass
+
+    def on_checkpoint_pruned(self, path: str) -> None:
+        pass
+
+    def on_message(self, level: Level, message: str) -> None:
+        pass
+
+    def on_done(self, outputs: TrainingOutputs) -> None:
+        pass
+
+
+class JsonLinesProgress:
+    """One JSON object per line, flushed at once, in the protocol docs/training.md describes."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    @classmethod
+    def to_fd(cls, fd: int) -> JsonLinesProgress:
+        return cls(os.fdopen(fd, "w", buffering=1, encoding="utf-8", closefd=False))
+
+    def on_started(self, total_steps: int, resumed_from_step: int | None) -> None:
+        self.emit("started", total_steps=total_steps, resumed_from_step=resumed_from_step)
+
+    def on_step(self, progress: StepProgress) -> None:
+        self.emit("step", **asdict(progress))
+
+    def on_eval(self, result: EvalResult) -> None:
+        self.emit("eval", **asdict(result))
+
+    def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
+        self.emit("checkpoint", **asdict(checkpoint))
+
+    def on_checkpoint_pruned(self, path: str) -> None:
+        self.emit("checkpoint_pruned", path=path)
+
+    def on_message(self, level: Level, message: str) -> None:
+        self.emit("message", level=level, message=message)
+
+    def on_done(self, outputs: TrainingOutputs) -> None:
+        self.emit("done", **asdict(outputs))
+
+    def on_error(self, code: str, message: str) -> None:
+        self.emit("error", code=code, message=message)
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **_finite(fields)}, separators=(",", ":"))
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity are not JSON: report them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
