@@ -20,9 +20,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 Compose = dict[str, Any]
 Rule = Callable[[Compose], list[str]]
 
-GPU_WORKER_COMMAND = (
-    "celery -A app.core.celery_app worker -Q gpu --concurrency=1 --pool=solo --hostname=gpu@%h"
-)
+GPU_WORKER_COMMAND = "celery -A app.core.celery_app worker -Q gpu --concurrency=1 --pool=solo --hostname=gpu@%h"
 CPU_WORKER_COMMAND = (
     "celery -A app.core.celery_app worker -Q cpu --concurrency=4 --pool=prefork --beat "
     "--hostname=cpu@%h --schedule=/tmp/celerybeat-schedule"

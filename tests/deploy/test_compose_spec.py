@@ -34,9 +34,7 @@ def test_specification_table_reads_as_written(compose: dict[str, Any]) -> None:
     assert worker["deploy"]["resources"]["limits"]["memory"] == "16G"
     assert compose["networks"]["internal"]["internal"] is True
     assert rules.network_names(services["admin-api"]) == {"internal", "admin"}
-    assert compose["networks"]["admin"]["driver_opts"]["com.docker.network.bridge.host_binding_ipv4"] == (
-        "127.0.0.1"
-    )
+    assert compose["networks"]["admin"]["driver_opts"]["com.docker.network.bridge.host_binding_ipv4"] == ("127.0.0.1")
 
 
 def test_app_services_share_the_data_volumes(compose: dict[str, Any]) -> None:
@@ -133,9 +131,7 @@ MUTATIONS: list[tuple[str, Mutation, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutation", "expected"), [(m, e) for _, m, e in MUTATIONS], ids=[n for n, _, _ in MUTATIONS]
-)
+@pytest.mark.parametrize(("mutation", "expected"), [(m, e) for _, m, e in MUTATIONS], ids=[n for n, _, _ in MUTATIONS])
 def test_mutated_compose_file_is_rejected(compose: dict[str, Any], mutation: Mutation, expected: str) -> None:
     mutated = copy.deepcopy(compose)
     mutation(mutated)

@@ -28,9 +28,7 @@ def tools() -> dict[str, str]:
 
 
 def _check(compose_file: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), "--compose", str(compose_file)], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([str(SCRIPT), "--compose", str(compose_file)], capture_output=True, text=True, timeout=300)
 
 
 def test_repository_passes_every_static_check(tools: dict[str, str]) -> None:
