@@ -269,7 +269,6 @@ def test_http_healthcheck_follows_the_status(http_base: str) -> None:
 def test_worker_healthcheck_needs_a_worker_and_the_broker(redis_from_compose: redis.Redis, tmp_path: Path) -> None:
     port = redis_from_compose.connection_pool.connection_kwargs["port"]
     env = {**os.environ, "REDIS_URL": f"redis://:test-password@127.0.0.1:{port}/0"}
-    assert run_healthcheck("worker", env=env) == 1  # no worker process yet
     # A stand-in console script named `celery`: the kernel starts it exactly as it starts
     # Celery's (argv = python, .../celery, -A, ..., worker), and it simply stays up.
     console_script = tmp_path / "celery"
@@ -282,6 +281,22 @@ def test_worker_healthcheck_needs_a_worker_and_the_broker(redis_from_compose: re
         assert run_healthcheck("worker", env=wrong_password) == 1
     finally:
         stop(worker)
+
+
+def test_worker_process_is_recognised_by_its_command_line(tmp_path: Path) -> None:
+    """On this shared machine /proc holds other people's workers too: use a /proc of our own."""
+    sys.path.insert(0, str(DOCKER_DIR))
+    from healthcheck import celery_worker_running
+
+    def process(pid: int, *arguments: str) -> None:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in arguments) + b"\0")
+
+    process(1, "/sbin/docker-init", "--", "celery", "-A", "app.core.celery_app", "worker")
+    process(12, "python", "-m", "app.training.run", "--config", "/tmp/job.json")
+    assert not celery_worker_running(tmp_path)  # tini's own argv does not count
+    process(7, "/opt/venv/bin/python", "/opt/venv/bin/celery", "-A", "app.core.celery_app", "worker", "-Q", "gpu")
+    assert celery_worker_running(tmp_path)
 
 
 # ----------------------------------------------------------------------------- images
