@@ -7,6 +7,7 @@ the response have passed, wherever that falls (even inside an event).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -96,8 +97,6 @@ def _recv(sock: socket.socket) -> bytes:
 
 def _close(link: _Link) -> None:
     for sock in (link.client, link.upstream):
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         sock.close()

@@ -86,8 +86,14 @@ def test_rejected_upload_prints_every_bad_line(cli: Cli, write_jsonl) -> None:  
 
 
 def test_unknown_ids_answer_cleanly(cli: Cli) -> None:
-    for args in (["jobs", "show", "ftjob-nope"], ["jobs", "watch", "ftjob-nope"], ["jobs", "cancel", "ftjob-nope"],
-                 ["models", "show", "ft:tiny:org:x:ftjob-nope"], ["files", "search", "file-nope", "capital"]):  # fmt: skip
+    commands = [
+        ["jobs", "show", "ftjob-nope"],
+        ["jobs", "watch", "ftjob-nope"],
+        ["jobs", "cancel", "ftjob-nope"],
+        ["models", "show", "ft:tiny:org:x:ftjob-nope"],
+        ["files", "search", "file-nope", "capital"],
+    ]
+    for args in commands:
         result = cli(*args)
         assert result.exit_code == 4, (args, result.output)
         assert "Error (HTTP 404" in result.stderr, (args, result.stderr)

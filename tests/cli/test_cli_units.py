@@ -73,7 +73,8 @@ def test_watch_state_tracks_losses_and_renders() -> None:
     for step, loss in [(1, 2.5), (2, 2.0), (3, 2.2)]:
         state.apply(_metrics(step, loss, tokens_per_second=900.0, eta_seconds=70.0))
     state.apply(_metrics(3, 2.2))  # a repeated step (replayed after a reconnect) is not counted twice
-    state.apply({"id": "e9", "type": "metrics", "message": "eval", "created_at": 1, "data": {"step": 3, "valid_loss": 2.4}})
+    evaluation = {"step": 3, "valid_loss": 2.4}
+    state.apply({"id": "e9", "type": "metrics", "message": "eval", "created_at": 1, "data": evaluation})
     assert (state.step, state.total_steps) == (3, 10)
     assert state.losses == [2.5, 2.0, 2.2]
     assert (state.best_loss, state.best_step, state.valid_loss) == (2.0, 2, 2.4)
