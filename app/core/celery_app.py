@@ -25,6 +25,7 @@ TASK_VALIDATE_JOB = "jobs.validate_files"
 TASK_COUNT_TOKENS = "jobs.count_tokens"
 TASK_RECONCILE = "jobs.reconcile"
 TASK_INDEX_FILE = "files.index_vectors"
+TASK_SEARCH_FILE = "files.search"
 TASK_DOWNLOAD_BASE_MODEL = "catalog.download_base_model"
 TASK_GPU_STATUS = "fleet.gpu_status"
 
@@ -35,7 +36,11 @@ TASK_ROUTES = {
     TASK_COUNT_TOKENS: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_RECONCILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_INDEX_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    TASK_SEARCH_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
 }
+
+
+TASK_MODULES = ["app.jobs.tasks", "app.files.tasks"]
 
 
 def queue_for(task_name: str) -> str:
@@ -44,7 +49,8 @@ def queue_for(task_name: str) -> str:
 
 def create_celery_app() -> Celery:
     settings = get_settings()
-    app = Celery("finetune")
+    # Task modules are imported by the worker at start (not here: they import this module).
+    app = Celery("finetune", include=TASK_MODULES)
     # The same number everywhere Celery's Redis transport reads a visibility timeout.
     transport_options = {
         "visibility_timeout": settings.celery_visibility_timeout,
@@ -90,7 +96,6 @@ def create_celery_app() -> Celery:
         },
         timezone="UTC",
     )
-    app.autodiscover_tasks(["app.jobs", "app.files", "app.catalog", "app.fleet"], related_name="tasks", force=True)
     return app
 
 

@@ -106,3 +106,25 @@ async def file_content(
     if not path.exists():
         raise PlatformError(f"The content of file '{file_id}' is missing from storage.", code="content_missing")
     return FileResponse(path, media_type="application/octet-stream", filename=row.filename)
+
+
+@router.get("/{file_id}/search", responses={409: {"description": "not indexed yet"}, **ERRORS})
+async def search_file(
+    session: SessionDep,
+    authorizer: AuthzDep,
+    principal: PrincipalDep,
+    file_id: str,
+    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, object]:
+    """Examples of this file nearest in meaning to `q` (line number, excerpt, score)."""
+    row, hits = await service.search(session, authorizer, principal, file_id, q, limit)
+    return {"object": "list", "file_id": row.id, "query": q, "data": hits}
+
+
+@router.get("/{file_id}/duplicates", responses=ERRORS)
+async def file_duplicates(session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, file_id: str) -> dict[str, object]:
+    """Exact and near-duplicate groups of line numbers found when the file was indexed."""
+    row = await service.get(session, authorizer, principal, file_id)
+    return {"object": "file.duplicates", "file_id": row.id, "index_status": row.index_status,
+            "report": row.duplicate_report}  # fmt: skip

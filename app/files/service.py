@@ -170,3 +170,38 @@ async def delete(
     enqueue(session, sessionmaker, TASK_INDEX_FILE, [file_id])
     await session.flush()
     return row
+
+
+SEARCH_TIMEOUT_SECONDS = 60
+
+
+def _search_on_worker(row: File, query: str, limit: int) -> list[dict[str, object]]:
+    from app.core.celery_app import TASK_SEARCH_FILE, celery_app, queue_for
+
+    result = celery_app.send_task(
+        TASK_SEARCH_FILE, args=[row.id, row.owner_id, row.organization_id, query, limit],
+        queue=queue_for(TASK_SEARCH_FILE),
+    )  # fmt: skip
+    try:
+        return list(result.get(timeout=SEARCH_TIMEOUT_SECONDS))
+    finally:
+        result.forget()
+
+
+async def search(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str, query: str, limit: int
+) -> tuple[File, list[dict[str, object]]]:
+    """Nearest examples of one file; the payload filter names the file's own owner and organization."""
+    import anyio
+
+    from app.core.errors import Conflict, ServiceUnavailable
+
+    row = await get(session, authorizer, principal, file_id)
+    if row.index_status != "indexed":
+        raise Conflict(f"File '{file_id}' is not indexed yet (index status '{row.index_status}'); retry shortly.",
+                       param="file_id", code="file_not_indexed")  # fmt: skip
+    try:
+        hits = await anyio.to_thread.run_sync(_search_on_worker, row, query, limit)
+    except TimeoutError:
+        raise ServiceUnavailable("No CPU worker answered the search in time; retry shortly.") from None
+    return row, hits

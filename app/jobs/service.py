@@ -130,6 +130,7 @@ async def create(resources: Resources, session: AsyncSession, principal: Princip
         seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
         metadata_=body.metadata,
         status="validating_files",
+        enqueued_at=utcnow(),
     )
     session.add(job)
     await session.flush()

@@ -1,0 +1,51 @@
+"""What the Redis broker holds: the job ids waiting in a queue or delivered but not yet acknowledged."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from app.core.celery_app import CPU_QUEUE, GPU_QUEUE
+
+PRIORITY_SEPARATOR = ":"
+UNACKED_HASH = "unacked"
+
+
+def queue_keys(queue: str) -> list[str]:
+    """Kombu's Redis transport keeps one list per priority step: `gpu`, `gpu:1`, ... `gpu:9`."""
+    return [queue] + [f"{queue}{PRIORITY_SEPARATOR}{step}" for step in range(1, 10)]
+
+
+def _job_id_of(raw: bytes | str) -> str | None:
+    try:
+        message: dict[str, Any] = json.loads(raw)
+        if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
+            message = message[0]
+        body = json.loads(base64.b64decode(message["body"]))
+        args = body[0] if isinstance(body, list) else []
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+async def job_ids_in_broker(redis: aioredis.Redis) -> set[str]:
+    found: set[str] = set()
+    for queue in (GPU_QUEUE, CPU_QUEUE):
+        for key in queue_keys(queue):
+            for raw in await redis.lrange(key, 0, -1):
+                if (job_id := _job_id_of(raw)) is not None:
+                    found.add(job_id)
+    for raw in (await redis.hgetall(UNACKED_HASH)).values():
+        if (job_id := _job_id_of(raw)) is not None:
+            found.add(job_id)
+    return found
+
+
+async def queue_lengths(redis: aioredis.Redis) -> dict[str, int]:
+    lengths = {}
+    for queue in (GPU_QUEUE, CPU_QUEUE):
+        lengths[queue] = sum([await redis.llen(key) for key in queue_keys(queue)])
+    return lengths

@@ -1,0 +1,380 @@
+"""The GPU worker's adapter around one training run (DESIGN.md §2 rules 1-2).
+
+It claims the job (one fenced UPDATE), writes the typed config, spawns the
+training process (torchrun when several GPUs are visible), heartbeats the
+lease, relays progress into events, checkpoints and MLflow, turns cancel and
+pause requests into SIGTERM, and records how the run ended. The worker never
+imports torch: every job gets a fresh process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.catalog.tables import CatalogEntry
+from app.core import ids
+from app.core.celery_app import TASK_RUN_FINETUNE
+from app.core.database import utcnow
+from app.core.outbox import enqueue
+from app.core.worker_context import WorkerContext
+from app.files.tables import File
+from app.jobs import events, lifecycle, tracking
+from app.jobs.results import finish_success
+from app.jobs.tables import Checkpoint, Job
+from app.training.config import Hyperparameters, TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ERROR, EXIT_STOPPED = 0, 1, 3
+STOP_GRACE_SECONDS = 120
+
+
+@dataclass
+class RunState:
+    job: Job
+    attempt: int
+    work_dir: Path
+    stop_sent: bool = False
+    fenced_out: bool = False
+    cancel: bool = False
+    pause: bool = False
+    done: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    last_step: int = 0
+    metrics: list[tuple[str, float, int]] = field(default_factory=list)
+    run_id: str | None = None
+    last_flush: float = 0.0
+    last_train: dict[str, Any] = field(default_factory=dict)
+
+
+def visible_gpu_count() -> int:
+    """GPUs this worker may use, read through NVML so CUDA is never initialised here."""
+    selected = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if selected is not None:
+        return len([part for part in selected.split(",") if part.strip() not in ("", "-1")])
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return 0
+
+
+def training_command(config_path: Path, gpus: int) -> list[str]:
+    module = ["-m", "app.training", "--config", str(config_path), "--progress-fd", "1"]
+    if gpus > 1:
+        torchrun = str(Path(sys.executable).parent / "torchrun")
+        return [torchrun, f"--nproc_per_node={gpus}", "--standalone", *module]
+    return [sys.executable, *module]
+
+
+def work_dir_of(context: WorkerContext, job_id: str) -> Path:
+    return context.settings.models_path / job_id
+
+
+def build_config(context: WorkerContext, job: Job, entry: CatalogEntry, files: dict[str, File]) -> TrainingConfig:
+    from app.files.service import storage_path
+
+    resolved = dict(job.resolved_hyperparameters or {})
+    fine_tune_type = resolved.pop("fine_tune_type", "lora")
+    quantization = resolved.pop("quantization", None)
+    work = work_dir_of(context, job.id)
+    return TrainingConfig(
+        job_id=job.id,
+        base_model=entry.source,
+        revision=entry.revision,
+        chat_template=entry.chat_template,
+        training_file=storage_path(context.settings, files[job.training_file]),
+        validation_file=storage_path(context.settings, files[job.validation_file]) if job.validation_file else None,
+        method=job.method,  # type: ignore[arg-type]
+        fine_tune_type=fine_tune_type,
+        quantization=quantization,
+        hyperparameters=Hyperparameters(**{k: v for k, v in resolved.items() if k in Hyperparameters.model_fields}),
+        seed=job.seed,
+        output_dir=work / "output",
+        checkpoint_dir=work / "checkpoints",
+        checkpoint_every_steps=context.settings.checkpoint_every_steps,
+        keep_checkpoints=context.settings.keep_checkpoints,
+        truncate_long_examples=context.settings.truncate_long_examples,
+    )
+
+
+async def run_job(context: WorkerContext, job_id: str) -> str:
+    """Claim and run one job; returns what happened (for logs and tests)."""
+    settings = context.settings
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+    async with context.sessionmaker() as session:
+        attempt = await lifecycle.claim(session, job_id, worker_name, settings.job_lease_seconds)
+        await session.commit()
+    if attempt is None:
+        logger.info("job %s not claimable (duplicate delivery or no longer queued)", job_id)
+        return "not_claimed"
+    async with context.sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        if attempt > settings.max_job_attempts:
+            await _fail(context, session, job, attempt, "max_attempts_exceeded",
+                        f"The job did not finish after {settings.max_job_attempts} attempts.")  # fmt: skip
+            return "failed"
+        entry = await session.get(CatalogEntry, job.model)
+        file_ids = [job.training_file] + ([job.validation_file] if job.validation_file else [])
+        files = {row.id: row for row in (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()}
+        await session.commit()
+    assert entry is not None
+    state = RunState(job=job, attempt=attempt, work_dir=work_dir_of(context, job_id))
+    state.work_dir.mkdir(parents=True, exist_ok=True)
+    config = build_config(context, job, entry, files)
+    config_path = config.write(state.work_dir / f"config-attempt-{attempt}.json")
+    run_id = await tracking.ensure_run(context, job, attempt)
+    state.run_id = run_id
+    resuming = any((state.work_dir / "checkpoints").glob("checkpoint-*"))
+    await _event(context, state, f"Training started (attempt {attempt})" + (", resuming from the latest checkpoint" if resuming else ""),
+                 data={"attempt": attempt, "mlflow_run_id": run_id})  # fmt: skip
+    return await _supervise(context, state, config_path)
+
+
+async def _supervise(context: WorkerContext, state: RunState, config_path: Path) -> str:
+    settings = context.settings
+    log_dir = settings.logs_path / state.job.id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with (log_dir / f"attempt-{state.attempt}.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *training_command(config_path, visible_gpu_count()),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            stdin=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert process.stdout is not None
+        reader = asyncio.create_task(_relay(context, state, process.stdout))
+        control = asyncio.create_task(_control_loop(context, state, process))
+        return_code = await process.wait()
+        await reader
+        control.cancel()
+    elapsed = time.monotonic() - started
+    await tracking.flush_metrics(context, state)
+    return await _conclude(context, state, return_code, elapsed)
+
+
+async def _relay(context: WorkerContext, state: RunState, stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            logger.warning("job %s: ignoring a non-JSON line from the trainer: %r", state.job.id, line[:200])
+            continue
+        try:
+            await _on_progress(context, state, message)
+        except Exception:
+            logger.exception("job %s: could not record progress %s", state.job.id, message.get("event"))
+
+
+async def _control_loop(context: WorkerContext, state: RunState, process: asyncio.subprocess.Process) -> None:
+    """Heartbeat the lease; SIGTERM the trainer on cancel, pause, or a lost lease."""
+    settings = context.settings
+    last_heartbeat = 0.0
+    while process.returncode is None:
+        now = time.monotonic()
+        try:
+            async with context.sessionmaker() as session:
+                flags = await lifecycle.heartbeat(session, state.job.id, state.attempt, settings.job_lease_seconds)
+                await session.commit()
+            last_heartbeat = now
+        except Exception:
+            logger.exception("job %s: heartbeat failed", state.job.id)
+            flags = (False, False) if now - last_heartbeat < settings.job_lease_seconds else None
+        if flags is None:
+            state.fenced_out = True
+        else:
+            state.cancel, state.pause = flags
+        if (state.fenced_out or state.cancel or state.pause) and not state.stop_sent:
+            state.stop_sent = True
+            process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(settings.job_control_poll_seconds)
+
+
+async def _on_progress(context: WorkerContext, state: RunState, message: dict[str, Any]) -> None:
+    kind = message.get("event")
+    if state.fenced_out:
+        return
+    if kind == "started":
+        await _update(context, state, total_steps=message.get("total_steps"))
+        resumed = message.get("resumed_from_step")
+        if resumed:
+            await _event(context, state, f"Resumed from checkpoint at step {resumed}", data={"step": resumed})
+    elif kind == "step":
+        await _on_step(context, state, message)
+    elif kind == "eval":
+        step = int(message["step"])
+        data = {"step": step, "valid_loss": message.get("valid_loss"),
+                "valid_mean_token_accuracy": message.get("valid_mean_token_accuracy")}  # fmt: skip
+        tracking.queue_metrics(state, data, step)
+        await _event(context, state, f"Step {step}: validation loss={_fmt(message.get('valid_loss'))}", data=data,
+                     event_type="metrics")  # fmt: skip
+    elif kind == "checkpoint":
+        await _on_checkpoint(context, state, message)
+    elif kind == "checkpoint_pruned":
+        async with context.sessionmaker() as session:
+            await session.execute(
+                update(Checkpoint).where(Checkpoint.job_id == state.job.id, Checkpoint.path == message["path"]).values(deleted=True)
+            )
+            await session.commit()
+    elif kind == "message":
+        await _event(context, state, str(message.get("message", "")), level=message.get("level", "info"))
+    elif kind == "done":
+        state.done = message
+    elif kind == "error":
+        state.error = message
+
+
+async def _on_step(context: WorkerContext, state: RunState, message: dict[str, Any]) -> None:
+    step, total = int(message["step"]), int(message.get("total_steps") or 0)
+    state.last_step = step
+    state.last_train = message
+    data = {
+        "step": step,
+        "total_steps": total,
+        "epoch": message.get("epoch"),
+        "train_loss": message.get("train_loss"),
+        "train_mean_token_accuracy": message.get("token_accuracy"),
+        "learning_rate": message.get("learning_rate"),
+        "tokens_per_second": message.get("tokens_per_second"),
+        "eta_seconds": message.get("eta_seconds"),
+        "trained_tokens": message.get("trained_tokens"),
+    }
+    tracking.queue_metrics(state, data, step)
+    eta = message.get("eta_seconds")
+    await _update(
+        context, state,
+        current_step=step,
+        trained_tokens=message.get("trained_tokens"),
+        estimated_finish=utcnow() + _seconds(eta) if eta is not None else None,
+    )  # fmt: skip
+    await _event(context, state, f"Step {step}/{total}: training loss={_fmt(message.get('train_loss'))}", data=data,
+                 event_type="metrics")  # fmt: skip
+    await tracking.maybe_flush(context, state)
+
+
+async def _on_checkpoint(context: WorkerContext, state: RunState, message: dict[str, Any]) -> None:
+    step = int(message["step"])
+    metrics = dict(message.get("metrics") or {})
+    async with context.sessionmaker() as session:
+        owner = await session.scalar(select(Job.attempt).where(Job.id == state.job.id))
+        if owner != state.attempt:
+            return
+        session.add(Checkpoint(id=ids.checkpoint_id(), job_id=state.job.id, attempt=state.attempt,
+                               step_number=step, path=str(message["path"]), metrics=metrics))  # fmt: skip
+        await session.commit()
+    await _event(context, state, f"Checkpoint saved at step {step}", data={"step": step, "path_name": Path(message["path"]).name})
+
+
+async def _conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float) -> str:
+    job = state.job
+    async with context.sessionmaker() as session:
+        await session.execute(update(Job).where(Job.id == job.id).values(gpu_seconds=Job.gpu_seconds + elapsed * max(1, visible_gpu_count())))
+        await session.commit()
+    if state.fenced_out:
+        logger.warning("job %s attempt %s lost its lease; another attempt owns it now", job.id, state.attempt)
+        return "fenced_out"
+    if return_code == EXIT_OK and state.done is not None:
+        await finish_success(context, state)
+        return "succeeded"
+    if return_code == EXIT_STOPPED and (state.cancel or state.pause):
+        status = "cancelled" if state.cancel else "paused"
+        values: dict[str, Any] = {"status": status, "lease_until": None}
+        if status == "cancelled":
+            values["finished_at"] = utcnow()
+        await _update(context, state, **values)
+        await _event(context, state, "Job cancelled" if state.cancel else f"Job paused at step {state.last_step}; resume continues from its checkpoint")
+        await events.publish_status(context.redis, job.id, status)
+        return status
+    if state.error is not None:
+        code = str(state.error.get("code") or "training_error")
+        if code in ("out_of_memory", "invalid_config", "missing_chat_template") or return_code == EXIT_ERROR:
+            async with context.sessionmaker() as session:
+                await _fail(context, session, job, state.attempt, code, str(state.error.get("message", "")))
+            return "failed"
+    return await _retry_or_fail(context, state, return_code)
+
+
+async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: int) -> str:
+    """The trainer died without saying why (killed, crashed): try again from the last checkpoint."""
+    job = state.job
+    async with context.sessionmaker() as session:
+        if state.attempt >= context.settings.max_job_attempts:
+            await _fail(context, session, job, state.attempt, "max_attempts_exceeded",
+                        f"The training process ended with code {return_code} on attempt {state.attempt}, the last allowed.")  # fmt: skip
+            return "failed"
+        requeued = await lifecycle.update_fenced(session, job.id, state.attempt, status="queued", lease_until=None,
+                                                 enqueued_at=utcnow())  # fmt: skip
+        if requeued:
+            events.add_event(session, job.id, f"Training process ended unexpectedly (code {return_code}); re-queued to resume from the latest checkpoint",
+                             level="warn", attempt=state.attempt)  # fmt: skip
+            enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+        await session.commit()
+    from app.core.outbox import relay
+
+    await relay(context.sessionmaker)
+    return "requeued"
+
+
+async def _fail(context: WorkerContext, session: Any, job: Job, attempt: int, code: str, message: str) -> None:
+    done = await lifecycle.update_fenced(
+        session, job.id, attempt, status="failed", finished_at=utcnow(), lease_until=None,
+        error={"code": code, "message": message, "param": None},
+    )  # fmt: skip
+    if done:
+        event = events.add_event(session, job.id, f"Job failed: {message}", level="error", attempt=attempt)
+        await session.commit()
+        await events.publish(context.redis, event)
+        await events.publish_status(context.redis, job.id, "failed")
+    shutil.rmtree(work_dir_of(context, job.id) / "output", ignore_errors=True)
+
+
+async def _update(context: WorkerContext, state: RunState, **values: Any) -> None:
+    values = {key: value for key, value in values.items() if value is not None or key == "lease_until"}
+    async with context.sessionmaker() as session:
+        if not await lifecycle.update_fenced(session, state.job.id, state.attempt, **values):
+            state.fenced_out = True
+        await session.commit()
+
+
+async def _event(
+    context: WorkerContext, state: RunState, message: str, level: str = "info", data: dict[str, Any] | None = None,
+    event_type: str = "message",
+) -> None:
+    async with context.sessionmaker() as session:
+        event = await events.add_fenced_event(session, state.job.id, state.attempt, message, level, data, event_type)
+        await session.commit()
+    if event is None:
+        state.fenced_out = True
+        return
+    await events.publish(context.redis, event)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+
+
+def _seconds(value: Any) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=float(value))

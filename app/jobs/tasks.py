@@ -1,0 +1,196 @@
+"""Celery tasks of the jobs domain. Tasks take ids only and re-read the row (Celery only delivers)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from sqlalchemy import select
+
+from app.catalog.tables import CatalogEntry
+from app.core.celery_app import (
+    TASK_COUNT_TOKENS,
+    TASK_RECONCILE,
+    TASK_RUN_FINETUNE,
+    TASK_VALIDATE_JOB,
+    celery_app,
+)
+from app.core.database import utcnow
+from app.core.outbox import enqueue, relay
+from app.core.worker_context import WorkerContext, run_in_context
+from app.files.tables import File
+from app.jobs import events, lifecycle, queue_state
+from app.jobs.estimates import finish_time, resolve_and_estimate
+from app.jobs.tables import Job
+
+logger = logging.getLogger(__name__)
+
+
+def count_tokens_now(request: dict[str, Any]) -> dict[str, Any]:
+    from pathlib import Path
+
+    from app.training.tokenize_report import token_report
+
+    report = token_report(
+        Path(request["path"]), request["base_model"], request["method"], int(request["max_seq_length"]),
+        bool(request["truncate"]), chat_template=request.get("chat_template"), revision=request.get("revision"),
+    )  # fmt: skip
+    errors = [{"line": e.line, "code": e.code, "message": e.message} for e in report.errors]
+    if not report.truncate and report.n_over_length:
+        errors += [
+            {"line": o.line, "code": "example_too_long",
+             "message": f"{o.n_tokens} tokens, over max_seq_length {report.max_seq_length}"}
+            for o in report.over_length
+        ]  # fmt: skip
+    return {
+        "examples": report.n_examples,
+        "tokens": report.total_tokens,
+        "too_long": [asdict(o) for o in report.over_length],
+        "n_too_long": report.n_over_length,
+        "errors": errors,
+    }
+
+
+@celery_app.task(name=TASK_COUNT_TOKENS)
+def count_tokens(request: dict[str, Any]) -> dict[str, Any]:
+    return count_tokens_now(request)
+
+
+@celery_app.task(name=TASK_VALIDATE_JOB, bind=True, acks_late=True)
+def validate_files(self: Task, job_id: str) -> str:
+    return run_in_context(lambda context: validate_job(context, job_id))
+
+
+async def validate_job(context: WorkerContext, job_id: str) -> str:
+    """`validating_files` -> `queued` (with resolved hyperparameters and an estimate) or `failed`."""
+    from app.files.service import storage_path
+    from app.jobs.estimates import count_request
+
+    async with context.sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        if job is None or job.status != "validating_files":
+            return "skipped"
+        entry = await session.get(CatalogEntry, job.model)
+        file_ids = [job.training_file] + ([job.validation_file] if job.validation_file else [])
+        files = {row.id: row for row in (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()}
+    if entry is None:
+        return await _fail_validation(context, job, "model_not_found", f"Model '{job.model}' left the catalog.", "model")
+    requested = job.hyperparameters
+    max_len = int(requested.get("max_seq_length") or entry.max_seq_length)
+    truncate = context.settings.truncate_long_examples
+    counts: dict[str, dict[str, Any]] = {}
+    for param, file_id in (("training_file", job.training_file), ("validation_file", job.validation_file)):
+        if file_id is None:
+            continue
+        row = files.get(file_id)
+        if row is None or row.deleted_at is not None:
+            return await _fail_validation(context, job, "file_not_found", f"File '{file_id}' was deleted.", param)
+        counts[param] = count_tokens_now(count_request(entry, str(storage_path(context.settings, row)), job.method, max_len, truncate))
+        if counts[param]["errors"]:
+            listed = "; ".join(f"line {e['line']}: {e['message']}" for e in counts[param]["errors"][:20])
+            return await _fail_validation(context, job, str(counts[param]["errors"][0]["code"]),
+                                          f"{param} has {len(counts[param]['errors'])} problem(s): {listed}", param)  # fmt: skip
+    train = counts["training_file"]
+    try:
+        resolved, figures = resolve_and_estimate(context.settings, job.method, requested, entry, train["examples"], train["tokens"])
+    except ValueError as error:
+        return await _fail_validation(context, job, "invalid_hyperparameters", str(error), "hyperparameters")
+    notes = []
+    if train["n_too_long"]:
+        notes.append(f"{train['n_too_long']} training example(s) exceed max_seq_length {max_len} and will be truncated")
+    async with context.sessionmaker() as session:
+        locked = await session.get(Job, job_id, with_for_update=True)
+        if locked is None or locked.status != "validating_files":
+            return "skipped"
+        locked.status = "queued"
+        locked.resolved_hyperparameters = resolved
+        locked.estimate = {**figures, "training_tokens": train["tokens"], "training_examples": train["examples"]}
+        locked.total_steps = figures["total_steps"]
+        locked.estimated_finish = finish_time(figures)
+        locked.enqueued_at = utcnow()
+        added = [events.add_event(session, job_id, f"Files validated: {train['examples']} training examples, "
+                                  f"{train['tokens']} tokens; about {figures['total_steps']} steps",
+                                  data={"estimate": locked.estimate})]  # fmt: skip
+        added += [events.add_event(session, job_id, note, level="warn") for note in notes]
+        added.append(events.add_event(session, job_id, "Job queued for a GPU worker"))
+        enqueue(session, None, TASK_RUN_FINETUNE, [job_id], priority=locked.priority)
+        await session.commit()
+    await relay(context.sessionmaker)
+    for event in added:
+        await events.publish(context.redis, event)
+    return "queued"
+
+
+async def _fail_validation(context: WorkerContext, job: Job, code: str, message: str, param: str) -> str:
+    async with context.sessionmaker() as session:
+        locked = await session.get(Job, job.id, with_for_update=True)
+        if locked is None or locked.status != "validating_files":
+            return "skipped"
+        locked.status = "failed"
+        locked.finished_at = utcnow()
+        locked.error = {"code": code, "message": message, "param": param}
+        event = events.add_event(session, job.id, f"Validation failed: {message}", level="error")
+        await session.commit()
+    await events.publish(context.redis, event)
+    await events.publish_status(context.redis, job.id, "failed")
+    return "failed"
+
+
+@celery_app.task(name=TASK_RUN_FINETUNE, bind=True, acks_late=True)
+def run_finetune(self: Task, job_id: str) -> str:
+    from app.jobs.runner import run_job
+
+    return run_in_context(lambda context: run_job(context, job_id))
+
+
+@celery_app.task(name=TASK_RECONCILE)
+def reconcile() -> dict[str, int]:
+    return run_in_context(reconcile_once)
+
+
+async def reconcile_once(context: WorkerContext) -> dict[str, int]:
+    """Re-publish lost messages, re-queue jobs whose worker died, fail jobs out of attempts."""
+    settings = context.settings
+    report = {"relayed": 0, "requeued": 0, "failed": 0, "republished": 0}
+    report["relayed"] = await relay(context.sessionmaker, older_than=timedelta(seconds=settings.outbox_relay_after_seconds))
+    async with context.sessionmaker() as session:
+        for job in await lifecycle.expired_leases(session):
+            if job.attempt >= settings.max_job_attempts:
+                job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
+                job.error = {"code": "max_attempts_exceeded", "param": None,
+                             "message": f"The worker running this job stopped answering on attempt {job.attempt}, the last allowed."}  # fmt: skip
+                events.add_event(session, job.id, f"Job failed: {job.error['message']}", level="error", attempt=job.attempt)
+                report["failed"] += 1
+                continue
+            job.status, job.lease_until, job.enqueued_at = "queued", None, utcnow()
+            events.add_event(session, job.id, f"Worker lost (lease expired on attempt {job.attempt}); re-queued to resume from the latest checkpoint",
+                             level="warn", attempt=job.attempt)  # fmt: skip
+            enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+            report["requeued"] += 1
+        await session.commit()
+    report["republished"] = await _republish_orphans(context)
+    await relay(context.sessionmaker)
+    return report
+
+
+async def _republish_orphans(context: WorkerContext) -> int:
+    """A queued job with no message in the broker (lost on a broker restart) gets a new one."""
+    grace = timedelta(seconds=max(30, context.settings.outbox_relay_after_seconds * 3))
+    async with context.sessionmaker() as session:
+        candidates = await lifecycle.queued_jobs(session, older_than=grace)
+        if not candidates:
+            return 0
+        waiting = await queue_state.job_ids_in_broker(context.redis)
+        republished = 0
+        for job in candidates:
+            if job.id in waiting:
+                continue
+            task = TASK_RUN_FINETUNE if job.status == "queued" else TASK_VALIDATE_JOB
+            enqueue(session, None, task, [job.id], priority=job.priority if job.status == "queued" else None)
+            job.enqueued_at = utcnow()
+            republished += 1
+        await session.commit()
+    return republished
