@@ -1,0 +1,104 @@
+"""`make run`: the whole platform on this machine, on embedded servers.
+
+    python -m app.devstack            start everything, print URLs and first keys, run until Ctrl-C
+    python -m app.devstack --check-only   only check the configured database answers (fail fast)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from app.devstack.stack import Ports, Stack, configured_urls
+
+logger = logging.getLogger("devstack")
+
+
+def _ports_from_env() -> Ports:
+    ports = Ports()
+    for name in vars(ports):
+        value = os.environ.get(f"DEVSTACK_{name.upper()}_PORT")
+        if value:
+            setattr(ports, name, int(value))
+    return ports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.devstack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check-only", action="store_true", help="only check that DATABASE_URL answers")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from app.core.migrations import check_database
+
+    configured = configured_urls()
+    if "DATABASE_URL" in configured:
+        check_database(configured["DATABASE_URL"])
+    if args.check_only:
+        return 0
+
+    data_dir = Path(os.environ.get("DATA_DIR", "./data"))
+    stack = Stack(data_dir=data_dir, ports=_ports_from_env(), environment="development", configured=configured)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        return _run(stack, lambda: stopping)
+    finally:
+        logger.info("stopping every process we started")
+        stack.stop()
+
+
+def _run(stack: Stack, stopping: object) -> int:
+    from app.core.config import get_settings
+    from app.core.migrations import upgrade_head
+    from app.devstack.bootstrap import bootstrap
+    from app.training.tiny_model import build_tiny_model
+
+    started = time.monotonic()
+    env = stack.start_servers()
+    os.environ.update(env)
+    get_settings.cache_clear()
+    settings = get_settings()
+    upgrade_head(env["DATABASE_URL"])
+    demo_model = build_tiny_model(stack.data_dir / "models" / "base" / "tiny-llama-demo")
+    keys = asyncio.run(bootstrap(settings, stack.data_dir / "first-keys.env", demo_model))
+    stack.start_api("user")
+    stack.start_api("admin")
+    stack.start_worker("gpu")
+    stack.start_worker("cpu")
+    stack.wait_ready(stack.ports.user_api)
+    stack.wait_ready(stack.ports.admin_api)
+    print(f"\nFine-tuning MLOps is up in {time.monotonic() - started:.0f}s (state in {stack.data_dir})")
+    print(f"  user API   http://127.0.0.1:{stack.ports.user_api}/v1   (docs: /docs)")
+    print(f"  admin API  http://127.0.0.1:{stack.ports.admin_api}/admin/v1   (127.0.0.1 only)")
+    print(f"  MLflow     {env['MLFLOW_TRACKING_URI']}")
+    print(f"  Cerbos     {env['CERBOS_URL']}")
+    print(f"  logs       {stack.log_dir}")
+    print("  demo base model: tiny-llama-demo")
+    if keys is not None:
+        print("\nFirst keys (shown once; also in data/first-keys.env, mode 600):")
+        print(f"ADMIN_API_KEY={keys.admin}")
+        print(f"USER_API_KEY={keys.user}")
+    print("\nCtrl-C stops everything.", flush=True)
+    while not stopping():  # type: ignore[operator]
+        for process in stack.processes:
+            if process.exited():
+                print(f"{process.name} exited with code {process.returncode()}; see {process.log_path}", file=sys.stderr)
+                return 1
+        time.sleep(1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
