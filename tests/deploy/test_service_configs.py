@@ -183,10 +183,11 @@ def test_mlflow_answers_the_hosts_of_the_stack_only(mlflow_from_compose: str, ho
         f"{mlflow_from_compose}/api/2.0/mlflow/experiments/search",
         params={"max_results": 1},
         headers={"Host": host},
+        timeout=60,  # the first request after start loads a lot, on a shared 2-core machine
     )
     assert (response.status_code == 200) is allowed, response.text
     # The healthcheck path answers whatever the Host header.
-    assert httpx.get(f"{mlflow_from_compose}/health", headers={"Host": host}).status_code == 200
+    assert httpx.get(f"{mlflow_from_compose}/health", headers={"Host": host}, timeout=60).status_code == 200
 
 
 # ----------------------------------------------------------------------------- Cerbos
