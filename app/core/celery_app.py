@@ -14,7 +14,7 @@ from datetime import timedelta
 from celery import Celery
 from kombu import Exchange, Queue
 
-from app.core.config import get_settings
+from app.core.config import BrokerSettings
 
 GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
@@ -48,7 +48,7 @@ def queue_for(task_name: str) -> str:
 
 
 def create_celery_app() -> Celery:
-    settings = get_settings()
+    settings = BrokerSettings()
     # Task modules are imported by the worker at start (not here: they import this module).
     app = Celery("finetune", include=TASK_MODULES)
     # The same number everywhere Celery's Redis transport reads a visibility timeout.

@@ -147,3 +147,14 @@ def _looks_like_placeholder(value: str) -> bool:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+class BrokerSettings(BaseSettings):
+    """The few settings the Celery app itself needs: `celery inspect ping` works without any secret."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    redis_url: str = Settings.model_fields["redis_url"].default
+    celery_visibility_timeout: int = Settings.model_fields["celery_visibility_timeout"].default
+    worker_max_tasks_per_child: int = Settings.model_fields["worker_max_tasks_per_child"].default
+    reconcile_interval_seconds: int = Settings.model_fields["reconcile_interval_seconds"].default
