@@ -3,9 +3,13 @@
 The API sends `event: event` messages (an OpenAI event object, `id:` set to its
 id), keep-alive comments, and one final `event: done` with the job's status.
 A drop (refused, reset, silent past the read timeout, or a stream that ends
-without `done`) is followed by a reconnect with exponential backoff that asks
-only for what came after the last event seen; ids already seen are skipped, so
-every event is delivered exactly once.
+without `done`) is followed by a reconnect with exponential backoff, sending
+Last-Event-ID. Ids already seen are skipped, so every event is shown once.
+
+The cursor sent is the smallest of the last `REWIND_EVENTS` ids seen, not the
+very last one: event ids sort by millisecond, so two events of the same
+millisecond (or one committed late) can arrive out of id order, and a cursor
+at the newest id would skip the other for good. Re-sent events are dropped here.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from app.cli.errors import ApiError, CliError, ConnectionFailed
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=45.0)
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 10.0
+REWIND_EVENTS = 32
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,9 @@ class JobEventStream:
         self.max_retries = max_retries
         self.on_retry = on_retry
         self.sleep = sleep
-        self.last_event_id: str | None = None
         self.reconnects = 0
         self._seen: set[str] = set()
+        self._arrived: list[str] = []
 
     def __iter__(self) -> Iterator[StreamItem]:
         failures = 0
@@ -120,8 +125,13 @@ class JobEventStream:
             self.sleep(delay)
             self.reconnects += 1
 
+    def resume_cursor(self) -> str | None:
+        """Where a reconnect resumes: far enough back that out-of-order neighbours are not lost."""
+        return min(self._arrived[-REWIND_EVENTS:]) if self._arrived else None
+
     def _connect(self) -> Iterator[StreamItem]:
-        headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else None
+        cursor = self.resume_cursor()
+        headers = {"Last-Event-ID": cursor} if cursor else None
         path = f"/v1/fine_tuning/jobs/{path_segment(self.job_id)}/events"
         with self.client.stream(path, params={"stream": "true"}, headers=headers, timeout=STREAM_TIMEOUT) as response:
             for message in parse_sse(response.iter_lines()):
@@ -137,7 +147,7 @@ class JobEventStream:
                         continue
                     if event_id:
                         self._seen.add(event_id)
-                        self.last_event_id = event_id
+                        self._arrived.append(event_id)
                     yield JobEvent(payload)
 
 

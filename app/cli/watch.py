@@ -59,6 +59,10 @@ def _number(data: dict[str, Any], *keys: str) -> float | None:
     return None
 
 
+def _latest(new: float | None, old: float | None) -> float | None:
+    return old if new is None else new
+
+
 @dataclass
 class WatchState:
     """What the view shows, updated one event at a time."""
@@ -111,10 +115,10 @@ class WatchState:
             self.losses.append(loss)
             if self.best_loss is None or loss < self.best_loss:
                 self.best_loss, self.best_step = loss, step
-        self.valid_loss = _number(data, *VALID_LOSS_KEYS) or self.valid_loss
-        self.tokens_per_second = _number(data, "tokens_per_second") or self.tokens_per_second
-        self.learning_rate = _number(data, "learning_rate") or self.learning_rate
-        self.epoch = _number(data, "epoch") or self.epoch
+        self.valid_loss = _latest(_number(data, *VALID_LOSS_KEYS), self.valid_loss)
+        self.tokens_per_second = _latest(_number(data, "tokens_per_second"), self.tokens_per_second)
+        self.learning_rate = _latest(_number(data, "learning_rate"), self.learning_rate)
+        self.epoch = _latest(_number(data, "epoch"), self.epoch)
         eta = _number(data, "eta_seconds")
         if eta is not None:
             self.eta_seconds, self.eta_seen_at = eta, float(event.get("created_at") or time.time())

@@ -106,3 +106,14 @@ def test_config_precedence_and_private_file(tmp_path: Path, monkeypatch: pytest.
     assert config.resolve("api.example:8080/v1/", None).api_key == 'sk-"quoted"\\key'
     # A key saved for one server is never sent to another one.
     assert config.resolve("http://elsewhere:8080", None) == config.Connection("http://elsewhere:8080", None)
+
+
+def test_resume_cursor_rewinds_past_out_of_order_neighbours() -> None:
+    from app.cli.sse import REWIND_EVENTS, JobEventStream
+
+    stream = JobEventStream(None, "ftjob-x", max_retries=1, on_retry=lambda *_: None)  # type: ignore[arg-type]
+    assert stream.resume_cursor() is None
+    # Arrival order is not id order within a millisecond: the cursor must not skip `e05`.
+    stream._arrived = [f"e{n:02d}" for n in range(40)] + ["e41", "e05b", "e40"]
+    window = stream._arrived[-REWIND_EVENTS:]
+    assert stream.resume_cursor() == min(window) and stream.resume_cursor() < "e05b"
