@@ -113,7 +113,7 @@ def test_resume_cursor_rewinds_past_out_of_order_neighbours() -> None:
 
     stream = JobEventStream(None, "ftjob-x", max_retries=1, on_retry=lambda *_: None)  # type: ignore[arg-type]
     assert stream.resume_cursor() is None
-    # Arrival order is not id order within a millisecond: the cursor must not skip `e05`.
-    stream._arrived = [f"e{n:02d}" for n in range(40)] + ["e41", "e05b", "e40"]
-    window = stream._arrived[-REWIND_EVENTS:]
-    assert stream.resume_cursor() == min(window) and stream.resume_cursor() < "e05b"
+    # `e41` shares a millisecond with `e42` but was committed later: a cursor at `e42` would lose it for good.
+    stream._arrived = [f"e{n:02d}" for n in range(41)] + ["e42"]
+    assert stream.resume_cursor() == stream._arrived[-REWIND_EVENTS] == "e10"
+    assert stream.resume_cursor() < "e41"
