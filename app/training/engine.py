@@ -14,6 +14,7 @@ everything the outside world learns goes through the `ProgressCallback`.
 from __future__ import annotations
 
 import gc
+import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,14 @@ if TYPE_CHECKING:
 MAX_REPORTED_LINES = 10
 
 
+def attention_implementation() -> str:
+    """FlashAttention 2 where installed (varlen kernels make packed rows cost no more than separate
+    ones); otherwise SDPA, which transformers gives a block-diagonal mask for packed rows."""
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
 @dataclass(frozen=True)
 class TrainOutcome:
     completed: bool
@@ -60,9 +69,17 @@ class Precision:
 
 
 class FineTuneRecipe:
-    def __init__(self, config: TrainingConfig, progress: ProgressCallback | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainingConfig,
+        progress: ProgressCallback | None = None,
+        model: PreTrainedModel | None = None,
+    ) -> None:
+        """`model`: an already-built base model (benchmarks, notebooks); by default the recipe
+        loads `config.base_model`, whose tokenizer and chat template are used either way."""
         self.config = config
         self.progress: ProgressCallback = progress or NullProgress()
+        self._given_model = model
         self._stop = StopRequest()
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._trainer: Trainer | None = None
@@ -247,8 +264,17 @@ class FineTuneRecipe:
             )
 
     def _setup_model(self) -> PreTrainedModel:
+        if self._given_model is not None:
+            if self.config.quantization:
+                raise InvalidConfigError("quantization applies while loading: pass no model with qlora")
+            self._given_model.config.use_cache = False
+            return self._given_model
         precision = self._precision()
-        kwargs: dict[str, Any] = {"revision": self.config.revision, "dtype": precision.dtype}
+        kwargs: dict[str, Any] = {
+            "revision": self.config.revision,
+            "dtype": precision.dtype,
+            "attn_implementation": attention_implementation(),
+        }
         if self.config.quantization == "qlora":
             from transformers import BitsAndBytesConfig
 
@@ -270,9 +296,10 @@ class FineTuneRecipe:
                 gradient_checkpointing_kwargs={"use_reentrant": False},
             )
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-        self.progress.on_message(
-            "info", f"loaded {self.config.base_model} on {device} in {str(precision.dtype).removeprefix('torch.')}"
-        )
+        dtype = str(precision.dtype).removeprefix("torch.")
+        attention = model.config._attn_implementation
+        loaded = f"loaded {self.config.base_model} on {device} in {dtype}, {attention} attention"
+        self.progress.on_message("info", loaded)
         return model
 
     def _precision(self) -> Precision:
@@ -322,8 +349,8 @@ class FineTuneRecipe:
             "bf16": precision.bf16,
             "fp16": precision.fp16,
             "use_cpu": use_cpu,
-            "gradient_checkpointing": self.config.gradient_checkpointing,
-            "gradient_checkpointing_kwargs": {"use_reentrant": False},
+            "activation_checkpointing": self.config.gradient_checkpointing,  # transformers 5 name
+            "activation_checkpointing_kwargs": {"use_reentrant": False},
             "logging_strategy": "steps",
             "logging_steps": 1,
             "eval_strategy": eval_strategy,
@@ -436,6 +463,7 @@ class FineTuneRecipe:
 
     def _release_trainer(self) -> None:
         """Free the training model before loading another copy of the base for merging."""
+        self._given_model = None
         if self._trainer is not None:
             self._trainer.model = None  # type: ignore[assignment]
             self._trainer.model_wrapped = None  # type: ignore[assignment]

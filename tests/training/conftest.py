@@ -14,6 +14,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tiny model's matrices are a few KB: one thread is fastest, and on a shared 2-core machine
+# OpenMP workers spinning against other jobs made each step 10x slower. Subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from app.training.callbacks import JsonLinesProgress
 from app.training.config import Hyperparameters, TrainingConfig
@@ -38,6 +41,13 @@ WORDS = [
     "river",
     "light",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _single_thread_torch() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,192 @@
+"""The recipe end to end on CPU with the tiny model: SFT LoRA, full, DPO, packing, data policy."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from app.training.config import TrainingConfig
+from app.training.engine import FineTuneRecipe
+from app.training.errors import InvalidConfigError, MissingChatTemplateError
+from app.training.outputs import METRICS_COLUMNS
+
+from .conftest import RecordingProgress, make_config, write_chat_file, write_preference_file
+
+
+def run(config: TrainingConfig) -> tuple[FineTuneRecipe, RecordingProgress]:
+    progress = RecordingProgress()
+    recipe = FineTuneRecipe(config, progress)
+    recipe.setup()
+    outcome = recipe.train()
+    assert outcome.completed
+    recipe.save_outputs()
+    recipe.cleanup()
+    return recipe, progress
+
+
+@pytest.mark.slow
+def test_sft_lora_learns_prunes_checkpoints_and_writes_loadable_outputs(tiny_model: Path, tmp_path: Path) -> None:
+    training_file = write_chat_file(tmp_path / "train.jsonl", 24)
+    validation_file = write_chat_file(tmp_path / "valid.jsonl", 6, seed=1)
+    config = make_config(
+        tmp_path,
+        tiny_model,
+        training_file,
+        hyperparameters={"n_epochs": 8, "batch_size": 4, "learning_rate": 1e-2, "eval_steps": 12},
+        validation_file=validation_file,
+        checkpoint_every_steps=4,
+        keep_checkpoints=2,
+    )
+    _, progress = run(config)
+
+    steps = progress.of("step")
+    total = progress.of("started")[0]["total_steps"]
+    assert [event["step"] for event in steps] == list(range(1, total + 1))
+    first, last = steps[:3], steps[-3:]
+    assert sum(e["train_loss"] for e in last) < sum(e["train_loss"] for e in first) - 0.3
+    assert steps[-1]["trained_tokens"] > steps[0]["trained_tokens"] > 0
+    assert all(e["tokens_per_second"] > 0 and e["eta_seconds"] >= 0 for e in steps[1:])
+    assert progress.of("eval") and progress.of("eval")[-1]["step"] == total
+
+    # Checkpoints every 4 steps and at each epoch end; only the newest two are left on disk.
+    saved = [event["step"] for event in progress.of("checkpoint")]
+    assert saved[-1] == total and all(step % 4 == 0 or step % (total // 8) == 0 for step in saved)
+    pruned = [Path(event["path"]).name for event in progress.of("checkpoint_pruned")]
+    assert pruned == [f"checkpoint-{step}" for step in saved[:-2]]
+    left = sorted(path.name for path in config.checkpoint_dir.glob("checkpoint-*"))
+    assert left == sorted(f"checkpoint-{step}" for step in saved[-2:])
+
+    done = progress.of("done")[0]
+    output = config.output_dir
+    assert done["adapter_dir"] == str(output / "adapter") and done["merged_dir"] == str(output / "merged")
+    assert done["model_dir"] == done["merged_dir"] and done["trained_tokens"] == steps[-1]["trained_tokens"]
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "README.md"):
+        assert (output / "adapter" / name).is_file(), name
+    assert not (output / "adapter" / "training_args.bin").exists()
+    assert "base_model:" in (output / "adapter" / "README.md").read_text()
+    with (output / "step_metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == METRICS_COLUMNS and len(rows) == total
+    assert rows[-1]["valid_loss"] and rows[-1]["train_accuracy"]
+
+    merged = AutoModelForCausalLM.from_pretrained(output / "merged")
+    tokenizer = AutoTokenizer.from_pretrained(output / "merged")
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "what time"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    generated = merged.generate(**prompt, max_new_tokens=5, do_sample=False)
+    assert generated.shape[1] > prompt["input_ids"].shape[1]
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight, base.model.layers[0].self_attn.q_proj.weight)
+
+
+@pytest.mark.slow
+def test_full_fine_tune_writes_a_whole_model(tiny_model: Path, tmp_path: Path) -> None:
+    training_file = write_chat_file(tmp_path / "train.jsonl", 16)
+    config = make_config(tmp_path, tiny_model, training_file, fine_tune_type="full", hyperparameters={"n_epochs": 2})
+    _, progress = run(config)
+
+    done = progress.of("done")[0]
+    assert done["adapter_dir"] is None and done["merged_dir"] is None
+    assert done["model_dir"] == str(config.output_dir / "model")
+    model = AutoModelForCausalLM.from_pretrained(done["model_dir"])
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert not torch.equal(model.lm_head.weight, base.lm_head.weight)
+    assert (config.output_dir / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fine_tune_type", ["lora", "full"])
+def test_dpo_end_to_end(tiny_model: Path, tmp_path: Path, fine_tune_type: str) -> None:
+    training_file = write_preference_file(tmp_path / "prefs.jsonl", 12)
+    validation_file = write_preference_file(tmp_path / "prefs-valid.jsonl", 4, seed=3)
+    config = make_config(
+        tmp_path,
+        tiny_model,
+        training_file,
+        method="dpo",
+        fine_tune_type=fine_tune_type,
+        hyperparameters={"n_epochs": 2, "learning_rate": 1e-3, "beta": 0.2},
+        validation_file=validation_file,
+    )
+    _, progress = run(config)
+
+    steps = progress.of("step")
+    assert steps and all(event["train_loss"] is not None for event in steps)
+    assert progress.of("eval")[-1]["valid_loss"] is not None
+    done = progress.of("done")[0]
+    if fine_tune_type == "lora":
+        assert (Path(done["adapter_dir"]) / "adapter_model.safetensors").is_file()
+        assert (Path(done["merged_dir"]) / "model.safetensors").is_file()
+    else:
+        assert (Path(done["model_dir"]) / "model.safetensors").is_file()
+
+
+def test_packed_examples_do_not_attend_to_each_other(tiny_model: Path, tmp_path: Path) -> None:
+    training_file = write_chat_file(tmp_path / "train.jsonl", 12)
+    config = make_config(tmp_path, tiny_model, training_file, hyperparameters={"batch_size": 4})
+    recipe = FineTuneRecipe(config)
+    recipe.setup()
+    trainer = recipe.trainer
+    batch = next(iter(trainer.get_train_dataloader()))
+    input_ids, position_ids = batch["input_ids"], batch["position_ids"]
+    starts = [*(position_ids[0] == 0).nonzero().flatten().tolist(), input_ids.shape[1]]
+    assert input_ids.shape[0] == 1 and len(starts) > 3, "the batch should be several examples in one row"
+    # The first label of each packed example is masked: nothing is predicted across a boundary.
+    assert all(batch["labels"][0, start] == -100 for start in starts[:-1])
+
+    model = trainer.model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=input_ids, position_ids=position_ids).logits[0]
+        # Control: the same row read as one causal sequence does see earlier examples.
+        leaky = model(input_ids=input_ids, position_ids=torch.arange(input_ids.shape[1])[None]).logits[0]
+        for start, end in itertools.pairwise(starts):
+            alone = model(input_ids=input_ids[:, start:end]).logits[0]
+            torch.testing.assert_close(packed[start:end], alone, atol=1e-4, rtol=1e-4)
+    later = slice(starts[1], starts[2])
+    assert not torch.allclose(leaky[later], packed[later], atol=1e-3)
+    recipe.cleanup()
+
+
+def test_over_long_examples_are_truncated_or_rejected(tiny_model: Path, tmp_path: Path) -> None:
+    long_example = {
+        "messages": [
+            {"role": "user", "content": "tell me everything"},
+            {"role": "assistant", "content": " ".join(["river light good answer"] * 60)},
+        ]
+    }
+    training_file = write_chat_file(tmp_path / "train.jsonl", 8, extra=[long_example])
+
+    strict = make_config(tmp_path / "strict", tiny_model, training_file, truncate_long_examples=False)
+    with pytest.raises(InvalidConfigError, match=r"exceed max_seq_length 128.*lines 9 \("):
+        FineTuneRecipe(strict).setup()
+
+    lenient = make_config(tmp_path / "lenient", tiny_model, training_file, max_steps=1)
+    progress = RecordingProgress()
+    recipe = FineTuneRecipe(lenient, progress)
+    recipe.setup()
+    warnings = [e["message"] for e in progress.of("message") if e["level"] == "warn"]
+    assert any("truncated 1 example(s) to 128 tokens: lines 9" in message for message in warnings)
+    assert max(len(row) for row in recipe.trainer.train_dataset["input_ids"]) <= 128
+    recipe.cleanup()
+
+
+def test_missing_chat_template_and_cpu_qlora_are_clear_errors(
+    tiny_model: Path, model_without_template: Path, tmp_path: Path
+) -> None:
+    training_file = write_chat_file(tmp_path / "train.jsonl", 4)
+    no_template = make_config(tmp_path, model_without_template, training_file)
+    with pytest.raises(MissingChatTemplateError, match="no chat template"):
+        FineTuneRecipe(no_template).setup()
+    assert json.loads(no_template.to_json())["chat_template"] is None
+
+    qlora = make_config(tmp_path, tiny_model, training_file, quantization="qlora")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidConfigError, match="needs a CUDA GPU"):
+            FineTuneRecipe(qlora).setup()
