@@ -40,6 +40,20 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def remove_incomplete_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Delete saves that were cut short (a killed process), so they can never shadow a good one."""
+    if not checkpoint_dir.is_dir():
+        return []
+    broken = [
+        path
+        for path in checkpoint_dir.iterdir()
+        if checkpoint_step(path) is not None and path.is_dir() and not (path / STATE_FILE).is_file()
+    ]
+    for path in broken:
+        shutil.rmtree(path, ignore_errors=True)
+    return broken
+
+
 def prune_checkpoints(checkpoint_dir: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` complete checkpoints; returns what was deleted."""
     removed = complete_checkpoints(checkpoint_dir)[:-keep] if keep > 0 else []

@@ -24,7 +24,13 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel, set_seed
 
 from app.training.callbacks import CheckpointInfo, NullProgress, ProgressCallback, TrainingOutputs
-from app.training.checkpoints import checkpoint_step, latest_checkpoint, prune_checkpoints, write_checkpoint_metrics
+from app.training.checkpoints import (
+    checkpoint_step,
+    latest_checkpoint,
+    prune_checkpoints,
+    remove_incomplete_checkpoints,
+    write_checkpoint_metrics,
+)
 from app.training.config import TrainingConfig
 from app.training.data import (
     TokenizedChat,
@@ -35,6 +41,7 @@ from app.training.data import (
 )
 from app.training.errors import ExampleError, InvalidConfigError
 from app.training.outputs import final_metrics, write_metrics_csv, write_model_card
+from app.training.process import is_rank_zero
 from app.training.trainer_bridge import RecipeTrainerCallback, StopRequest
 
 if TYPE_CHECKING:
@@ -99,6 +106,9 @@ class FineTuneRecipe:
         )
         model = self._setup_model()
         self._trainer = self._setup_trainer(model, train_dataset, eval_dataset)
+        if is_rank_zero():
+            for broken in remove_incomplete_checkpoints(self.config.checkpoint_dir):
+                self.progress.on_message("warn", f"removed incomplete checkpoint {broken.name}")
         self._resume_from = latest_checkpoint(self.config.checkpoint_dir)
         if self._resume_from is not None:
             self.progress.on_message("info", f"resuming from {self._resume_from.name}")
@@ -441,8 +451,6 @@ class FineTuneRecipe:
     def _save_merged(self, adapter_dir: Path, directory: Path, metrics: dict[str, Any]) -> Path | None:
         """Base weights (unquantized, even after QLoRA) with the adapter folded in."""
         from peft import PeftModel
-
-        from app.training.process import is_rank_zero
 
         if not is_rank_zero():
             return None
