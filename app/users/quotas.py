@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+import anyio
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +14,7 @@ from app.authz import Principal
 from app.core.database import utcnow
 from app.core.errors import QuotaExceeded
 from app.files.tables import File
+from app.finetuned.tables import FineTunedModel
 from app.jobs.tables import Job
 from app.users.tables import Quota
 
@@ -94,3 +97,36 @@ async def check_storage(session: AsyncSession, principal: Principal, extra_bytes
                 "delete files you no longer need.",
                 code="storage_bytes",
             )
+
+
+def _tree_bytes(paths: list[str]) -> int:
+    return sum(item.stat().st_size for root in paths for item in Path(root).rglob("*") if item.is_file())
+
+
+async def model_storage_used(session: AsyncSession, scope: Scope) -> int:
+    """Bytes on disk of the scope's fine-tuned models (adapters and merged weights)."""
+    column = FineTunedModel.owner_id if scope.name == "user" else FineTunedModel.organization_id
+    query = select(FineTunedModel.adapter_path, FineTunedModel.merged_path).where(
+        column == scope.column_value, FineTunedModel.deleted_at.is_(None)
+    )
+    paths = [path for row in (await session.execute(query)).all() for path in row if path]
+    return await anyio.to_thread.run_sync(_tree_bytes, paths) if paths else 0
+
+
+@dataclass(frozen=True)
+class Usage:
+    active_jobs: int
+    gpu_hours_this_month: float
+    file_bytes: int
+    model_bytes: int
+
+
+async def usage(session: AsyncSession, subject: str, subject_id: str) -> Usage:
+    """What a user or an organization uses now, measured as the quota checks measure it."""
+    scope = Scope(subject, Quota(), subject_id)  # a transient row: only name and value are read
+    return Usage(
+        active_jobs=await active_jobs(session, scope),
+        gpu_hours_this_month=await gpu_hours_used(session, scope),
+        file_bytes=await storage_used(session, scope),
+        model_bytes=await model_storage_used(session, scope),
+    )

@@ -1,0 +1,96 @@
+"""Fine-tuned models and the MLflow registry: list with versions, aliases, delete with files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.registry import mlflow_registry as registry
+from app.admin.registry import repository
+from app.admin.registry.schemas import RESERVED_ALIAS, FineTunedModelObject, RegistryModelObject, registry_link
+from app.authz import Authorizer, Principal
+from app.core.errors import BadRequest, NotFound, PlatformError
+from app.finetuned import service as finetuned
+from app.finetuned.tables import FineTunedModel
+
+
+async def _described(tracking_uri: str, names: set[str]) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
+    """Each registered model once, however many fine-tuned models point at it; errors kept per name."""
+    found: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
+    for name in sorted(names):
+        try:
+            found[name] = (await registry.call(registry.describe, tracking_uri, name), None)
+        except PlatformError as error:
+            found[name] = (None, error.message)
+    return found
+
+
+async def _objects(tracking_uri: str, rows: Sequence[FineTunedModel]) -> list[FineTunedModelObject]:
+    described = await _described(tracking_uri, {row.registry_name for row in rows if row.registry_name})
+    objects = []
+    for row in rows:
+        model, error = described.get(row.registry_name or "", (None, None))
+        objects.append(FineTunedModelObject.of(row, registry_link(row, model, error)))
+    return objects
+
+
+async def list_models(
+    session: AsyncSession, tracking_uri: str, *, owner_id: str | None, organization_id: str | None,
+    base_model: str | None, include_deleted: bool, after: str | None, limit: int,
+) -> tuple[list[FineTunedModelObject], bool]:  # fmt: skip
+    rows, has_more = await repository.models_page(
+        session, owner_id=owner_id, organization_id=organization_id, base_model=base_model,
+        include_deleted=include_deleted, after=after, limit=limit,
+    )  # fmt: skip
+    return await _objects(tracking_uri, rows), has_more
+
+
+async def _row(session: AsyncSession, model_id: str) -> FineTunedModel:
+    row = await session.get(FineTunedModel, model_id)
+    if row is None:
+        raise NotFound(f"The model '{model_id}' does not exist", param="model_id", code="model_not_found")
+    return row
+
+
+async def get_model(session: AsyncSession, tracking_uri: str, model_id: str) -> FineTunedModelObject:
+    return (await _objects(tracking_uri, [await _row(session, model_id)]))[0]
+
+
+async def delete_model(
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, tracking_uri: str, model_id: str,
+    delete_registry_version: bool,
+) -> tuple[FineTunedModel, bool]:  # fmt: skip
+    """Delete the model's weights and mark it deleted; its registry version too unless told not to.
+
+    The registry goes first: were it to fail, the files are still there and the delete can be repeated.
+    """
+    row = await _row(session, model_id)
+    if row.deleted_at is not None:
+        raise NotFound(f"The model '{model_id}' is deleted already.", param="model_id", code="model_not_found")
+    removed = False
+    if delete_registry_version and row.registry_name and row.registry_version:
+        removed = await registry.call(registry.delete_version, tracking_uri, row.registry_name, row.registry_version)
+    await finetuned.delete(session, authorizer, principal, model_id)
+    return row, removed
+
+
+async def registered_model(tracking_uri: str, name: str) -> RegistryModelObject:
+    return RegistryModelObject(**await registry.call(registry.describe, tracking_uri, name))
+
+
+def _check_alias(alias: str) -> None:
+    if RESERVED_ALIAS.match(alias):
+        raise BadRequest(f"'{alias}' is reserved by MLflow (it names versions); choose another alias.", param="alias")
+
+
+async def set_alias(tracking_uri: str, name: str, alias: str, version: int) -> RegistryModelObject:
+    _check_alias(alias)
+    await registry.call(registry.set_alias, tracking_uri, name, alias, version)
+    return await registered_model(tracking_uri, name)
+
+
+async def delete_alias(tracking_uri: str, name: str, alias: str) -> RegistryModelObject:
+    await registry.call(registry.delete_alias, tracking_uri, name, alias)
+    return await registered_model(tracking_uri, name)

@@ -1,0 +1,1 @@
+"""The fleet: Celery workers, their queues and the GPUs they hold."""
