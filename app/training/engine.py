@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,9 @@ class FineTuneRecipe:
         )
         model = self._setup_model()
         self._trainer = self._setup_trainer(model, train_dataset, eval_dataset)
+        rows = len(self._trainer.train_dataset)  # type: ignore[arg-type]
+        unit = "packed rows" if self.config.hyperparameters.packing else "sequences"
+        self.progress.on_message("info", f"{len(train_dataset)} training examples in {rows} {unit}")
         if is_rank_zero():
             for broken in remove_incomplete_checkpoints(self.config.checkpoint_dir):
                 self.progress.on_message("warn", f"removed incomplete checkpoint {broken.name}")
@@ -294,7 +298,8 @@ class FineTuneRecipe:
                 bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=precision.dtype,
             )
-            kwargs["device_map"] = {"": torch.cuda.current_device()}
+            # Each torchrun rank loads its own quantized copy onto its own GPU.
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
         model = AutoModelForCausalLM.from_pretrained(self.config.base_model, **kwargs)
         model.config.use_cache = False
         if self.config.quantization == "qlora":
