@@ -32,13 +32,25 @@ def storage_path(settings: Settings, row: File) -> Path:
 
 
 def _clean_filename(raw: str | None) -> str:
-    """The client's name is only a label: never a path, never with control characters."""
-    if not raw:
+    """The client's name is only a label, and a name that is a path or hides characters is refused.
+
+    Refusing (rather than quietly cutting `../../x` down to `x`) tells a client that
+    sent a path that its name was not what it meant to send.
+    """
+    if raw is None:
         raise BadRequest("Missing the 'file' part of the multipart form.", param="file", code="missing_file")
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable() and ch != "\x00").strip()
-    if not name or name in (".", ".."):
-        raise BadRequest("The uploaded file has no usable name.", param="file", code="invalid_filename")
+    name = raw.strip()
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif "/" in name or "\\" in name:
+        problem = "is a path; send the bare file name"
+    elif not name.isprintable():
+        problem = "contains control characters (NUL, newline, ...)"
+    elif name in (".", ".."):
+        problem = "is not a file name"
+    if problem:
+        raise BadRequest(f"The uploaded file's name {problem}.", param="file", code="invalid_filename")
     return name[:MAX_FILENAME_CHARS]
 
 
@@ -52,9 +64,7 @@ def _rejection(report: ValidationReport) -> BadRequest:
         code=first.code if first and report.error_count == 1 else "invalid_file",
         details={
             "error_count": report.error_count,
-            "errors": [
-                {"line": e.line, "code": e.code, "message": e.message, "param": e.param} for e in report.errors
-            ],
+            "errors": [{"line": e.line, "code": e.code, "message": e.message, "param": e.param} for e in report.errors],
         },
     )
 

@@ -54,9 +54,11 @@ async def receive_upload(
     on_file_chunk: Callable[[bytes], None],
 ) -> UploadedForm:
     """Parse the request body, writing the `file` part to `destination` (removed on any error)."""
+    boundary = boundary_of(content_type)  # before the file is opened, so a refusal leaves nothing on disk
     form = UploadedForm()
     state = _PartState()
     too_large = False
+    ended = False  # the closing boundary was seen: python-multipart's finalize() does not check it
     with destination.open("wb") as sink:
 
         def on_part_begin() -> None:
@@ -99,8 +101,12 @@ async def receive_upload(
             if state.name and not state.is_file:
                 form.fields[state.name] = state.value.decode("utf-8", "replace")
 
+        def on_end() -> None:
+            nonlocal ended
+            ended = True
+
         parser = MultipartParser(
-            boundary_of(content_type),
+            boundary,
             {
                 "on_part_begin": on_part_begin,
                 "on_header_field": on_header_field,
@@ -108,16 +114,17 @@ async def receive_upload(
                 "on_headers_finished": on_headers_finished,
                 "on_part_data": on_part_data,
                 "on_part_end": on_part_end,
+                "on_end": on_end,
             },
         )
         try:
             async for chunk in body:
                 parser.write(chunk)
                 if too_large:
-                    raise PayloadTooLarge(
-                        f"File is larger than the limit of {max_bytes} bytes.", param="file"
-                    )
+                    raise PayloadTooLarge(f"File is larger than the limit of {max_bytes} bytes.", param="file")
             parser.finalize()
+            if not ended:
+                raise MultipartParseError("the body ends before the closing boundary (was the upload cut off?)")
         except MultipartParseError as exc:
             sink.close()
             os.unlink(destination)
