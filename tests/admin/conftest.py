@@ -125,7 +125,7 @@ async def gpu_queue_held() -> AsyncIterator[None]:
     deadline = time.monotonic() + 60
     while hosts and set(hosts) & set(gpu_consumers()):
         assert time.monotonic() < deadline, "the GPU worker did not stop consuming"
-        celery_app.control.cancel_consumer(GPU_QUEUE, destination=hosts, reply=True, timeout=5)
+        celery_app.control.cancel_consumer(GPU_QUEUE, destination=hosts, reply=True, timeout=5, limit=len(hosts))
 
     def empty_gpu_queue() -> None:
         # What one test leaves there names rows the next one no longer has.
@@ -139,4 +139,4 @@ async def gpu_queue_held() -> AsyncIterator[None]:
         empty_gpu_queue()
         if hosts:
             celery_app.control.add_consumer(GPU_QUEUE, routing_key=GPU_QUEUE, destination=hosts, reply=True,
-                                            timeout=5)  # fmt: skip
+                                            timeout=5, limit=len(hosts))  # fmt: skip

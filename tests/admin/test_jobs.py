@@ -128,3 +128,17 @@ async def test_priority_change_moves_the_message_between_priority_lists(
     assert as_admin.post(f"/admin/v1/jobs/{job.id}/priority", json={"priority": 10}).status_code == 400
     running = await seed.job(cast.user, model, training, "running")
     assert as_admin.post(f"/admin/v1/jobs/{running.id}/priority", json={"priority": 1}).status_code == 409
+
+
+async def test_priority_of_a_message_not_yet_published_is_changed_in_the_outbox(
+    as_admin: httpx.Client, cast: Cast, seed: Seeder, settings, gpu_queue_held
+) -> None:  # type: ignore[no-untyped-def]
+    from app.jobs.tables import OutboxMessage
+
+    model = (await seed.base_model()).id
+    job = await seed.job(cast.user, model, (await seed.training_file(cast.user)).id, "queued")
+    unsent = await seed.add(OutboxMessage(task_name="jobs.run_finetune", args=[job.id], queue="gpu", priority=5))
+
+    assert as_admin.post(f"/admin/v1/jobs/{job.id}/priority", json={"priority": 8}).status_code == 200
+    assert (await seed.get(OutboxMessage, unsent.id)).priority == 8
+    assert await _gpu_messages(settings, job.id, timeout=1) == []  # the relay will publish it, with priority 8

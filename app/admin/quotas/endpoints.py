@@ -1,13 +1,14 @@
 """`/admin/v1/quotas` and each organization's and user's `/quota`, with current usage.
 
 The user API enforces these limits (app/users/quotas.py: 429 naming the quota).
+The per-subject routes are built for both subjects by one function; annotations are
+evaluated at definition (no `from __future__ import annotations`) so the handlers can
+use the subject's path alias.
 """
-
-from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from app.admin.access import allowed
 from app.admin.errors import ERRORS
@@ -25,10 +26,8 @@ ListQuotas = Annotated[Principal, Depends(allowed(Kind.QUOTA, "list"))]
 ReadQuota = Annotated[Principal, Depends(allowed(Kind.QUOTA, "read"))]
 UpdateQuota = Annotated[Principal, Depends(allowed(Kind.QUOTA, "update"))]
 DeleteQuota = Annotated[Principal, Depends(allowed(Kind.QUOTA, "delete"))]
-SUBJECT_PATHS: dict[Subject, str] = {
-    "organization": "/organizations/{subject_id}/quota",
-    "user": "/users/{subject_id}/quota",
-}
+# Each path names its id as the subject's other routes do (`user_id`, `organization_id`).
+SUBJECT_IDS: dict[Subject, str] = {"organization": "organization_id", "user": "user_id"}
 
 
 @router.get("/quotas")
@@ -40,19 +39,21 @@ async def list_quotas(session: SessionDep, _: ListQuotas, subject: Subject | Non
 
 
 def _routes(subject: Subject) -> None:
-    path = SUBJECT_PATHS[subject]
+    id_name = SUBJECT_IDS[subject]
+    path = f"/{subject}s/{{{id_name}}}/quota"
+    SubjectId = Annotated[str, Path(alias=id_name)]
 
-    async def read_quota(session: SessionDep, _: ReadQuota, subject_id: str) -> QuotaObject:
+    async def read_quota(session: SessionDep, _: ReadQuota, subject_id: SubjectId) -> QuotaObject:
         return await service.read(session, subject, subject_id)
 
     async def put_quota(request: Request, body: QuotaSet, session: SessionDep, _: UpdateQuota,
-                        subject_id: str) -> QuotaObject:  # fmt: skip
+                        subject_id: SubjectId) -> QuotaObject:  # fmt: skip
         quota = await service.put(session, subject, subject_id, body)
         mark_resource(request, "quota", f"{subject}:{subject_id}", **body.model_dump())
         await commit(session)
         return quota
 
-    async def delete_quota(request: Request, session: SessionDep, _: DeleteQuota, subject_id: str) -> QuotaObject:
+    async def delete_quota(request: Request, session: SessionDep, _: DeleteQuota, subject_id: SubjectId) -> QuotaObject:
         quota = await service.remove(session, subject, subject_id)
         mark_resource(request, "quota", f"{subject}:{subject_id}")
         await commit(session)
@@ -66,5 +67,5 @@ def _routes(subject: Subject) -> None:
                          summary=f"Remove the {subject}'s limits")  # fmt: skip
 
 
-for _subject in SUBJECT_PATHS:
+for _subject in SUBJECT_IDS:
     _routes(_subject)
