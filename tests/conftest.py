@@ -33,6 +33,8 @@ TEST_SETTINGS = {
     "KEEP_CHECKPOINTS": "2",
     "MAX_JOB_ATTEMPTS": "4",
     "LOG_LEVEL": "INFO",
+    # One thread per training process: on a shared 2-core machine more threads only contend.
+    "OMP_NUM_THREADS": "1",
 }
 
 
@@ -60,10 +62,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         platform.env = env
         os.environ.update(env)
         get_settings.cache_clear()
+        _point_celery_at(env["REDIS_URL"])
         upgrade_head(env["DATABASE_URL"])
         yield platform
     finally:
         platform.stop()
+
+
+def _point_celery_at(redis_url: str) -> None:
+    """Test modules may have imported the Celery app before the servers existed."""
+    from app.core.celery_app import celery_app
+
+    celery_app.conf.broker_url = redis_url
+    celery_app.conf.result_backend = redis_url
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +109,7 @@ def clean_database(request: pytest.FixtureRequest) -> None:
 
 
 def _uses_platform(request: pytest.FixtureRequest) -> bool:
-    platform_fixtures = {"user_api", "admin_api", "gpu_worker", "cpu_worker", "sessionmaker", "platform_users"}
+    platform_fixtures = {"user_api", "admin_api", "gpu_worker", "cpu_worker", "sessionmaker", "make_user"}
     return bool(platform_fixtures & set(request.fixturenames))
 
 
@@ -141,29 +152,57 @@ def admin_api(stack) -> str:  # type: ignore[no-untyped-def]
     return f"http://127.0.0.1:{stack.ports.admin_api}"
 
 
-def _wait_worker(stack, process, name: str, timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
+def _wait_worker(stack, process, name: str, timeout: float = 240) -> None:  # type: ignore[no-untyped-def]
     from app.core.celery_app import celery_app
     from app.devstack.processes import wait_until
 
     def answered() -> bool:
-        replies = celery_app.control.inspect(timeout=1.0).ping() or {}
+        replies = celery_app.control.inspect(timeout=3.0).ping() or {}
         return any(host.startswith(name) for host in replies)
 
     wait_until(answered, timeout, f"{name} worker", process)
 
 
-@pytest.fixture(scope="session")
-def cpu_worker(stack):  # type: ignore[no-untyped-def]
-    process = stack.start_worker("cpu")
-    _wait_worker(stack, process, "cpu")
-    return process
+class WorkerHandle:
+    """A Celery worker process that tests may kill (as a crash would) and start again."""
+
+    def __init__(self, stack, queue: str) -> None:  # type: ignore[no-untyped-def]
+        self.stack, self.queue = stack, queue
+        self.process = self._start()
+
+    def _start(self):  # type: ignore[no-untyped-def]
+        process = self.stack.start_worker(self.queue)
+        _wait_worker(self.stack, process, self.queue)
+        return process
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def ensure_running(self) -> None:
+        if self.process.exited():
+            self.stack.processes.remove(self.process)
+            self.process = self._start()
 
 
 @pytest.fixture(scope="session")
-def gpu_worker(stack):  # type: ignore[no-untyped-def]
-    process = stack.start_worker("gpu")
-    _wait_worker(stack, process, "gpu")
-    return process
+def cpu_worker(stack) -> WorkerHandle:  # type: ignore[no-untyped-def]
+    return WorkerHandle(stack, "cpu")
+
+
+@pytest.fixture(scope="session")
+def gpu_worker_process(stack) -> WorkerHandle:  # type: ignore[no-untyped-def]
+    return WorkerHandle(stack, "gpu")
+
+
+@pytest.fixture
+def gpu_worker(gpu_worker_process: WorkerHandle) -> WorkerHandle:
+    """The GPU-queue worker (CPU only here), restarted if an earlier test killed it."""
+    gpu_worker_process.ensure_running()
+    return gpu_worker_process
 
 
 @dataclass

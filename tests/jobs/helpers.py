@@ -1,0 +1,81 @@
+"""Shared steps of the job tests: a job long enough to act on mid-training, and what its rows say."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import psutil
+from openai import OpenAI
+from sqlalchemy import select
+
+from app.jobs.tables import Checkpoint, JobEvent
+from tests.jobs.datasets import chat_lines, jsonl
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def start_long_job(client: OpenAI, model: str, examples: int = 48, epochs: int = 3, **extra: Any) -> str:
+    """Unpacked, batch 1: one step per example, so there are many steps and checkpoints to act between."""
+    training = client.files.create(file=("train.jsonl", jsonl(chat_lines(examples))), purpose="fine-tune")
+    hyperparameters = {"n_epochs": epochs, "batch_size": 1, "packing": False, "lora_r": 4,
+                       "gradient_accumulation_steps": 1, **extra}  # fmt: skip
+    job = client.fine_tuning.jobs.create(
+        model=model, training_file=training.id,
+        extra_body={"method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}},
+    )  # fmt: skip
+    return job.id
+
+
+def wait_status(client: OpenAI, job_id: str, statuses: set[str], timeout: float = 300) -> Any:
+    deadline = time.monotonic() + timeout
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    while job.status not in statuses:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job.status} after {timeout}s (wanted {statuses})")
+        time.sleep(0.5)
+        job = client.fine_tuning.jobs.retrieve(job_id)
+    return job
+
+
+async def steps_by_attempt(sessionmaker: Any, job_id: str) -> dict[int, list[int]]:
+    async with sessionmaker() as session:
+        rows = (await session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics").order_by(JobEvent.id)
+        )).all()  # fmt: skip
+    steps: dict[int, list[int]] = {}
+    for row in rows:
+        if row.data and "train_loss" in row.data:
+            steps.setdefault(row.attempt, []).append(int(row.data["step"]))
+    return steps
+
+
+async def checkpoints(sessionmaker: Any, job_id: str) -> list[Checkpoint]:
+    async with sessionmaker() as session:
+        return list((await session.scalars(
+            select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step_number)
+        )).all())  # fmt: skip
+
+
+async def wait_for_checkpoint(sessionmaker: Any, job_id: str, timeout: float = 240) -> Checkpoint:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        saved = await checkpoints(sessionmaker, job_id)
+        if saved:
+            return saved[-1]
+        time.sleep(0.5)
+    raise AssertionError(f"no checkpoint of {job_id} after {timeout}s")
+
+
+def trainer_processes(worker_pid: int) -> list[psutil.Process]:
+    worker = psutil.Process(worker_pid)
+    return [child for child in worker.children(recursive=True) if "app.training" in " ".join(child.cmdline())]
+
+
+def kill_trainer(worker_pid: int) -> int:
+    trainers = trainer_processes(worker_pid)
+    assert trainers, "no training process is running under the worker"
+    os.kill(trainers[0].pid, signal.SIGKILL)
+    return trainers[0].pid
