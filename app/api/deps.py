@@ -27,7 +27,9 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit (and run after-commit hooks) before the response leaves, so a client
+# that got a 2xx can rely on the change being durable and visible to its next request.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def get_settings_dep(resources: ResourcesDep) -> Settings:

@@ -40,7 +40,7 @@ TASK_ROUTES = {
 }
 
 
-TASK_MODULES = ["app.jobs.tasks", "app.files.tasks"]
+TASK_MODULES = ["app.jobs.tasks", "app.files.tasks", "app.catalog.tasks", "app.fleet.tasks"]
 
 
 def queue_for(task_name: str) -> str:

