@@ -26,6 +26,7 @@ TASK_COUNT_TOKENS = "jobs.count_tokens"
 TASK_RECONCILE = "jobs.reconcile"
 TASK_INDEX_FILE = "files.index_vectors"
 TASK_SEARCH_FILE = "files.search"
+TASK_FILE_OVERLAP = "files.overlap"
 TASK_DOWNLOAD_BASE_MODEL = "catalog.download_base_model"
 TASK_GPU_STATUS = "fleet.gpu_status"
 
@@ -37,6 +38,7 @@ TASK_ROUTES = {
     TASK_RECONCILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_INDEX_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_SEARCH_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    TASK_FILE_OVERLAP: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from app.core.celery_app import TASK_INDEX_FILE, TASK_SEARCH_FILE, celery_app
+from app.core.celery_app import TASK_FILE_OVERLAP, TASK_INDEX_FILE, TASK_SEARCH_FILE, celery_app
 from app.core.worker_context import WorkerContext, run_in_context
 from app.files.service import storage_path
 from app.files.tables import File
@@ -58,3 +58,29 @@ def search(file_id: str, owner_id: str, organization_id: str, query: str, limit:
 
     hits = vector_store(get_settings()).search(file_id, owner_id, organization_id, query, limit)
     return [{"line": hit.line, "score": round(float(hit.score), 4), "text": hit.excerpt} for hit in hits]
+
+
+async def ensure_indexed(context: WorkerContext, file_id: str) -> File | None:
+    """Index a file now if its indexing task has not run yet (idempotent)."""
+    async with context.sessionmaker() as session:
+        row = await session.get(File, file_id)
+    if row is None or row.deleted_at is not None:
+        return None
+    if row.index_status != "indexed":
+        await index_file(context, file_id)
+    return row
+
+
+async def overlap_report(context: WorkerContext, training_file: str, validation_file: str) -> dict[str, object] | None:
+    """Validation examples that are near-duplicates of training examples (same owner's files)."""
+    training = await ensure_indexed(context, training_file)
+    validation = await ensure_indexed(context, validation_file)
+    if training is None or validation is None or training.owner_id != validation.owner_id:
+        return None
+    report = vector_store(context.settings).overlap(training.id, validation.id, training.owner_id, training.organization_id)
+    return report.as_dict()
+
+
+@celery_app.task(name=TASK_FILE_OVERLAP)
+def overlap(training_file: str, validation_file: str) -> dict[str, object] | None:
+    return run_in_context(lambda context: overlap_report(context, training_file, validation_file))

@@ -99,6 +99,12 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
     except ValueError as error:
         return await _fail_validation(context, job, "invalid_hyperparameters", str(error), "hyperparameters")
     notes = []
+    overlap = await _overlap(context, job)
+    if overlap and overlap["count"]:
+        shown = ", ".join(f"{pair['validation_line']}~{pair['training_line']}" for pair in overlap["pairs"][:10])
+        notes.append(f"{overlap['count']} of {overlap['validation_lines']} validation examples are near-duplicates "
+                     f"of training examples (validation line~training line: {shown}); validation loss will look "
+                     "better than it is")  # fmt: skip
     if train["n_too_long"]:
         notes.append(f"{train['n_too_long']} training example(s) exceed max_seq_length {max_len} and will be truncated")
     async with context.sessionmaker() as session:
@@ -108,6 +114,8 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
         locked.status = "queued"
         locked.resolved_hyperparameters = resolved
         locked.estimate = {**figures, "training_tokens": train["tokens"], "training_examples": train["examples"]}
+        if overlap is not None:
+            locked.estimate["validation_overlap"] = {**overlap, "pairs": overlap["pairs"][:50]}
         locked.total_steps = figures["total_steps"]
         locked.estimated_finish = finish_time(figures)
         locked.enqueued_at = utcnow()
@@ -122,6 +130,19 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
     for event in added:
         await events.publish(context.redis, event)
     return "queued"
+
+
+async def _overlap(context: WorkerContext, job: Job) -> dict[str, Any] | None:
+    """Train/validation overlap from the dataset vectors; a vector-store outage only loses the warning."""
+    if not job.validation_file:
+        return None
+    from app.files.tasks import overlap_report
+
+    try:
+        return await overlap_report(context, job.training_file, job.validation_file)
+    except Exception:
+        logger.exception("job %s: train/validation overlap could not be computed", job.id)
+        return None
 
 
 async def _fail_validation(context: WorkerContext, job: Job, code: str, message: str, param: str) -> str:
