@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -16,7 +16,9 @@ from app.files.schemas import FileDeleted, FileList, FileObject
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
-ERRORS = {code: {"description": "OpenAI error object"} for code in (400, 401, 404, 413, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": "OpenAI error object"} for code in (400, 401, 404, 413, 429)
+}
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -123,7 +125,9 @@ async def search_file(
 
 
 @router.get("/{file_id}/duplicates", responses=ERRORS)
-async def file_duplicates(session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, file_id: str) -> dict[str, object]:
+async def file_duplicates(
+    session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, file_id: str
+) -> dict[str, object]:
     """Exact and near-duplicate groups of line numbers found when the file was indexed."""
     row = await service.get(session, authorizer, principal, file_id)
     return {"object": "file.duplicates", "file_id": row.id, "index_status": row.index_status,

@@ -27,7 +27,9 @@ async def list_page(
     return await fetch_page(session, query, File.id, after=after, limit=limit, descending=descending)
 
 
-async def stored_bytes(session: AsyncSession, *, owner_id: str | None = None, organization_id: str | None = None) -> int:
+async def stored_bytes(
+    session: AsyncSession, *, owner_id: str | None = None, organization_id: str | None = None
+) -> int:
     query = select(func.coalesce(func.sum(File.bytes), 0)).where(File.deleted_at.is_(None))
     if owner_id is not None:
         query = query.where(File.owner_id == owner_id)

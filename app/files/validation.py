@@ -380,9 +380,7 @@ class _ExampleChecker:
             detail = f"has type {_describe(part.get('type'))}; only text parts are supported"
         else:
             detail = f"is {_describe(part)}" if not isinstance(part, dict) else "has no string 'text'"
-        self.problem(
-            ErrorCode.INVALID_CONTENT, path, f'{path} {detail}; expected {{"type": "text", "text": "..."}}'
-        )
+        self.problem(ErrorCode.INVALID_CONTENT, path, f'{path} {detail}; expected {{"type": "text", "text": "..."}}')
 
     def _check_weight(self, message: dict[str, Any], path: str, role: str | None) -> int:
         """Returns the weight the message trains with (1 when absent)."""
@@ -410,9 +408,7 @@ class _ExampleChecker:
             return
         if not isinstance(tool_calls, list) or not tool_calls:
             shown = "an empty list" if tool_calls == [] else _describe(tool_calls)
-            self.problem(
-                ErrorCode.INVALID_TOOL_CALLS, path, f"{path} is {shown}; expected a non-empty list of calls"
-            )
+            self.problem(ErrorCode.INVALID_TOOL_CALLS, path, f"{path} is {shown}; expected a non-empty list of calls")
             return
         for index, call in enumerate(tool_calls):
             self._check_tool_call(call, f"{path}[{index}]")
@@ -493,9 +489,7 @@ class _ExampleChecker:
     def _check_string_field(self, message: dict[str, Any], key: str, path: str) -> None:
         if key in message and not isinstance(message[key], str):
             param = f"{path}.{key}"
-            self.problem(
-                ErrorCode.INVALID_FIELD, param, f"{param} is {_describe(message[key])}; expected a string"
-            )
+            self.problem(ErrorCode.INVALID_FIELD, param, f"{param} is {_describe(message[key])}; expected a string")
 
     def _unexpected_keys(self, holder: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
         if holder.keys() <= allowed:  # the common case, decided in C
@@ -739,15 +733,12 @@ class StreamingValidator:
             return _Problem(
                 ErrorCode.INVALID_JSON,
                 None,
-                f"is not valid JSON ({error.msg} at column {error.colno}); "
-                "each line must be one complete JSON object",
+                f"is not valid JSON ({error.msg} at column {error.colno}); each line must be one complete JSON object",
             )
         except _ConstantNotAllowed as error:
             return _Problem(ErrorCode.INVALID_JSON, None, f"is not valid JSON: {error}")
         except ValueError:  # Python refuses to convert integers of more than 4300 digits
-            return _Problem(
-                ErrorCode.INVALID_JSON, None, "holds a number with too many digits; write it as a string"
-            )
+            return _Problem(ErrorCode.INVALID_JSON, None, "holds a number with too many digits; write it as a string")
         max_depth = self.limits.max_json_depth
         # Counting brackets is C-fast; only a line that could be too deep pays for the walk.
         if text.count("{") + text.count("[") > max_depth and _deeper_than(value, max_depth):
@@ -808,10 +799,8 @@ class StreamingValidator:
     def _line_failed(self, line: int, problems: list[_Problem]) -> None:
         self._tally.invalid_lines += 1
         for problem in problems:
-            if problem.param is None:
-                message = f"line {line} {problem.message}"
-            else:
-                message = f"line {line}: {problem.message}"
+            separator = " " if problem.param is None else ": "
+            message = f"line {line}{separator}{problem.message}"
             self._add(line, problem.code, problem.param, message)
 
     def _add(self, line: int, code: ErrorCode, param: str | None, message: str) -> None:

@@ -16,7 +16,7 @@ from app.finetuned import service
 from app.finetuned.tables import FineTunedModel
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-ERRORS = {code: {"description": "OpenAI error object"} for code in (400, 401, 404)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"description": "OpenAI error object"} for code in (400, 401, 404)}
 ArtifactKind = Annotated[Literal["adapter", "merged", "model"], Query()]
 
 
@@ -39,7 +39,8 @@ def model_object(row: CatalogEntry | FineTunedModel) -> dict[str, Any]:
 async def list_models(session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep) -> dict[str, Any]:
     """Base models open for fine-tuning and the fine-tuned models the caller may see."""
     base, tuned = await service.list_visible(session, authorizer, principal)
-    return {"object": "list", "data": [model_object(row) for row in [*base, *tuned]]}
+    rows: list[CatalogEntry | FineTunedModel] = [*base, *tuned]
+    return {"object": "list", "data": [model_object(row) for row in rows]}
 
 
 @router.get("/{model:path}/files", responses=ERRORS)
@@ -76,7 +77,9 @@ async def download_model_file(session: SessionDep, authorizer: AuthzDep, princip
 
 
 @router.get("/{model:path}", responses=ERRORS)
-async def retrieve_model(session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, model: str) -> dict[str, Any]:
+async def retrieve_model(
+    session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, model: str
+) -> dict[str, Any]:
     """One model."""
     return model_object(await service.get_any(session, authorizer, principal, model))
 

@@ -23,11 +23,8 @@ async def list_visible(
     session: AsyncSession, authorizer: Authorizer, principal: Principal
 ) -> tuple[Sequence[CatalogEntry], Sequence[FineTunedModel]]:
     visible = await authorizer.list_filter(principal, Kind.MODEL, "read", FineTunedModel)
-    tuned = (
-        await session.scalars(
-            select(FineTunedModel).where(visible, FineTunedModel.deleted_at.is_(None)).order_by(FineTunedModel.created_at)
-        )
-    ).all()
+    query = select(FineTunedModel).where(visible, FineTunedModel.deleted_at.is_(None))
+    tuned = (await session.scalars(query.order_by(FineTunedModel.created_at))).all()
     return await catalog.list_allowed(session), tuned
 
 
