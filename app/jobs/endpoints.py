@@ -5,26 +5,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
-from pathlib import Path
-
+import anyio
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.datastructures import QueryParams
 from fastapi.responses import StreamingResponse
 from sse_starlette.sse import EventSourceResponse
 
 from app.api.deps import AuthzDep, PrincipalDep, ResourcesDep, SessionDep
+from app.artifacts.archive import tar_stream
 from app.audit.service import mark_resource
 from app.core import idempotency
 from app.core.database import commit
-from app.artifacts.archive import tar_stream
 from app.core.errors import BadRequest, NotFound
 from app.core.pagination import page
 from app.jobs import estimates, events, service
 from app.jobs.schemas import TERMINAL_STATUSES, CheckpointObject, EstimateObject, EventObject, JobCreate, JobObject
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
-ERRORS = {code: {"description": "OpenAI error object"} for code in (400, 401, 404, 409, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": "OpenAI error object"} for code in (400, 401, 404, 409, 429)
+}
 SSE_KEEPALIVE_SECONDS = 15
 
 
@@ -38,55 +41,67 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
     """Create a job; it is enqueued only once the row is committed."""
-    fingerprint = idempotency.fingerprint(body.model_dump())
-    if idempotency_key:
-        earlier = await idempotency.recall(resources.redis, principal.id, "jobs", idempotency_key, fingerprint)
-        if earlier is not None:
-            return earlier
-    job = await service.create(resources, session, principal, body)
-    mark_resource(request, "fine_tuning_job", job.id)
-    await commit(session)
-    response = JobObject.of(job).model_dump()
-    if idempotency_key:
-        await idempotency.remember(resources.redis, principal.id, "jobs", idempotency_key, fingerprint, response)
-    return response
+    async with idempotency.once(resources.redis, principal.id, "jobs", idempotency_key, body.model_dump()) as replay:
+        if replay.response is None:
+            job = await service.create(resources, session, principal, body)
+            mark_resource(request, "fine_tuning_job", job.id)
+            await commit(session)  # committed before the response is remembered, so a replay names a real job
+            replay.response = JobObject.of(job).model_dump()
+    return replay.response
 
 
 @router.post("/estimate", response_model=EstimateObject, responses=ERRORS)
-async def estimate_job(body: JobCreate, session: SessionDep, resources: ResourcesDep, principal: PrincipalDep) -> EstimateObject:
+async def estimate_job(
+    body: JobCreate, session: SessionDep, resources: ResourcesDep, principal: PrincipalDep
+) -> EstimateObject:
     """Tokens, steps, resolved hyperparameters and GPU time of a job, without creating it."""
     return await estimates.estimate_request(resources, session, principal, body)
 
 
 @router.get("", responses=ERRORS)
 async def list_jobs(
+    request: Request,
     session: SessionDep,
     authorizer: AuthzDep,
     principal: PrincipalDep,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    metadata: Annotated[str | None, Query(description="JSON object of metadata key/values to match")] = None,
+    metadata: Annotated[
+        str | None, Query(description="`null`, or a JSON object of key/values to match (or send `metadata[key]=value`)")
+    ] = None,
 ) -> dict[str, Any]:
     """The caller's jobs (and those the policy lets them read), newest first."""
-    wanted = _metadata_filter(metadata)
+    wanted = _metadata_filter(metadata, request.query_params)
     rows, has_more = await service.list_visible(session, authorizer, principal, after, limit, wanted)
     return page([JobObject.of(row).model_dump() for row in rows], has_more)
 
 
-def _metadata_filter(raw: str | None) -> dict[str, str] | None:
+def _metadata_filter(raw: str | None, params: QueryParams) -> service.MetadataFilter:
+    """OpenAI's filter: the SDK sends `metadata[key]=value` pairs, or the literal `metadata=null`."""
+    wanted = {
+        key[len("metadata[") : -1]: value
+        for key, value in params.multi_items()
+        if key.startswith("metadata[") and key.endswith("]")
+    }
     if raw is None:
-        return None
+        return wanted or None
+    if raw == "null":
+        if wanted:
+            raise BadRequest("metadata=null cannot be combined with metadata[key] filters.", param="metadata")
+        return service.NULL_METADATA
     try:
         value = json.loads(raw)
     except ValueError:
         value = None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise BadRequest("metadata must be a JSON object of string values.", param="metadata")
-    return value
+        raise BadRequest("metadata must be null or a JSON object of string values.", param="metadata")
+    return {**value, **wanted} or None
 
 
 @router.get("/{fine_tuning_job_id}", response_model=JobObject, responses=ERRORS)
-async def retrieve_job(session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, fine_tuning_job_id: str) -> JobObject:
+async def retrieve_job(
+    session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, fine_tuning_job_id: str
+) -> JobObject:
     """One job."""
     return JobObject.of(await service.get(session, authorizer, principal, fine_tuning_job_id))
 
@@ -142,7 +157,9 @@ async def list_events(
             _event_stream(request, resources, fine_tuning_job_id, last_event_id or after),
             ping=SSE_KEEPALIVE_SECONDS,
         )
-    rows, has_more = await service.list_events(session, resources.authorizer, principal, fine_tuning_job_id, after, limit)
+    rows, has_more = await service.list_events(
+        session, resources.authorizer, principal, fine_tuning_job_id, after, limit
+    )
     return page([EventObject.of(row).model_dump() for row in rows], has_more)
 
 
@@ -202,10 +219,11 @@ async def list_checkpoints(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Checkpoints still on disk, newest first."""
-    job, rows, has_more = await service.list_checkpoints(session, authorizer, principal, fine_tuning_job_id, after, limit)
+    job, rows, has_more = await service.list_checkpoints(
+        session, authorizer, principal, fine_tuning_job_id, after, limit
+    )
     name = job.fine_tuned_model or f"ft:{job.model}:{job.organization_id}::{job.id}"
     return page([CheckpointObject.of(row, name).model_dump() for row in rows], has_more)
-
 
 
 @router.get(
@@ -218,7 +236,7 @@ async def download_checkpoint(
     """A tar stream of one checkpoint (adapter or model weights, optimizer and trainer state)."""
     _, checkpoint = await service.get_checkpoint(session, authorizer, principal, fine_tuning_job_id, checkpoint_id)
     root = Path(checkpoint.path)
-    if not root.is_dir():
+    if not await anyio.Path(root).is_dir():
         raise NotFound(f"Checkpoint '{checkpoint_id}' is no longer on disk.", param="checkpoint_id")
     name = f"{fine_tuning_job_id}-step-{checkpoint.step_number}"
     return StreamingResponse(

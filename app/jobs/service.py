@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Authorizer, Kind, Principal, resource_attributes
@@ -31,6 +31,9 @@ FORMAT_FOR_METHOD = {"supervised": "chat", "dpo": "preference"}
 # Hyperparameters that choose the training recipe rather than tune it.
 RECIPE_FIELDS = ("fine_tune_type", "quantization")
 CHARS_PER_TOKEN_GUESS = 4
+# A job-list metadata filter: key/values every job must carry, jobs without metadata, or none.
+NULL_METADATA: Literal["null"] = "null"
+MetadataFilter = dict[str, str] | Literal["null"] | None
 
 
 def recipe_of(hyperparameters: dict[str, Any]) -> tuple[str, str | None]:
@@ -88,8 +91,10 @@ def _check_hyperparameters(body: JobCreate, training: File, entry: CatalogEntry)
         raise BadRequest(str(error), param=f"{body.hyperparameters_param()}.{field}",
                          code="invalid_hyperparameters") from None  # fmt: skip
     if quantization == "qlora" and fine_tune_type != "lora":
-        raise BadRequest("quantization 'qlora' needs fine_tune_type 'lora'.",
-                         param=f"{body.hyperparameters_param()}.quantization", code="invalid_hyperparameters")  # fmt: skip
+        param = f"{body.hyperparameters_param()}.quantization"
+        raise BadRequest(
+            "quantization 'qlora' needs fine_tune_type 'lora'.", param=param, code="invalid_hyperparameters"
+        )
     return requested
 
 
@@ -104,9 +109,7 @@ async def check_request(
     training = await _usable_file(session, authorizer, principal, body.training_file, "training_file", method)
     validation = None
     if body.validation_file:
-        validation = await _usable_file(
-            session, authorizer, principal, body.validation_file, "validation_file", method
-        )
+        validation = await _usable_file(session, authorizer, principal, body.validation_file, "validation_file", method)
     requested = _check_hyperparameters(body, training, entry)
     return entry, training, validation, requested
 
@@ -151,18 +154,29 @@ async def get(
 
 
 async def list_visible(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, after: str | None, limit: int,
-    metadata: dict[str, str] | None,
+    session: AsyncSession,
+    authorizer: Authorizer,
+    principal: Principal,
+    after: str | None,
+    limit: int,
+    metadata: MetadataFilter,
 ) -> tuple[Sequence[Job], bool]:
     visible = await authorizer.list_filter(principal, Kind.FINE_TUNING_JOB, "read", Job)
     query = select(Job).where(visible)
-    if metadata:
+    if metadata == NULL_METADATA:
+        # Stored either as SQL NULL or as JSON null, depending on how the row was written.
+        query = query.where(or_(Job.metadata_.is_(None), func.jsonb_typeof(Job.metadata_) == "null"))
+    elif metadata:
         query = query.where(Job.metadata_.contains(metadata))
     return await fetch_page(session, query, Job.id, after=after, limit=limit)
 
 
 async def _transition(
-    resources: Resources, session: AsyncSession, job: Job, values: dict[str, Any], allowed_from: tuple[str, ...],
+    resources: Resources,
+    session: AsyncSession,
+    job: Job,
+    values: dict[str, Any],
+    allowed_from: tuple[str, ...],
     message: str,
 ) -> Job:
     """Change a job's row only if it is still in one of `allowed_from` (a worker may be changing it too)."""
@@ -206,7 +220,9 @@ async def resume(resources: Resources, session: AsyncSession, principal: Princip
     if job.status != "paused":
         raise Conflict(f"Job '{job_id}' is {job.status}; only a paused job can be resumed.", param="fine_tuning_job_id")
     values = {"status": "queued", "pause_requested": False, "enqueued_at": utcnow()}
-    job = await _transition(resources, session, job, values, ("paused",), "Job resumed; continuing from the latest checkpoint")
+    job = await _transition(
+        resources, session, job, values, ("paused",), "Job resumed; continuing from the latest checkpoint"
+    )
     enqueue(session, resources.sessionmaker, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
     await session.flush()
     return job
@@ -239,8 +255,12 @@ async def list_checkpoints(
 async def get_checkpoint(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, checkpoint_id: str
 ) -> tuple[Job, Checkpoint]:
-    job = await get(session, authorizer, principal, job_id, "download")
+    job = await get(session, authorizer, principal, job_id)
     checkpoint = await session.get(Checkpoint, checkpoint_id)
     if checkpoint is None or checkpoint.job_id != job_id or checkpoint.deleted:
-        raise NotFound(f"No such checkpoint: '{checkpoint_id}'", param="checkpoint_id")
+        checkpoint = None
+    # The checkpoint policy decides downloads (the job policy has no such action), on its job's owner.
+    checkpoint = await authorizer.require_row(
+        principal, Kind.CHECKPOINT, checkpoint_id, checkpoint, "download", attrs_from=job
+    )
     return job, checkpoint
