@@ -126,8 +126,16 @@ async def tiny_model(sessionmaker: async_sessionmaker[AsyncSession], tiny_model_
     from app.catalog.tables import CatalogEntry
 
     async with sessionmaker() as session:
-        session.add(CatalogEntry(id="tiny-llama", source=str(tiny_model_path), max_seq_length=256,
-                                 parameter_count=None, allowed=True, download_status="ready"))  # fmt: skip
+        session.add(
+            CatalogEntry(
+                id="tiny-llama",
+                source=str(tiny_model_path),
+                max_seq_length=256,
+                parameter_count=None,
+                allowed=True,
+                download_status="ready",
+            )
+        )
         await session.commit()
     return "tiny-llama"
 

@@ -77,9 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
             logger.warning("dependency unavailable: %s: %s", type(error).__name__, error)
             return error_response(ServiceUnavailable("A platform dependency is unavailable; retry shortly."))
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        internal = PlatformError(
-            f"Internal server error (request id {request_id_var.get()})", code="internal_error"
-        )
+        internal = PlatformError(f"Internal server error (request id {request_id_var.get()})", code="internal_error")
         internal.status_code, internal.type = 500, "server_error"
         return error_response(internal)
 

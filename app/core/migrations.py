@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from alembic import command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,9 +28,9 @@ def masked(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-async def ensure_reachable(database_url: str, timeout: float = 5.0) -> None:
+async def ensure_reachable(database_url: str, connect_timeout: float = 5.0) -> None:
     """Fail fast, naming the setting, when the configured database does not answer."""
-    engine = create_async_engine(database_url, connect_args={"timeout": timeout}, pool_pre_ping=False)
+    engine = create_async_engine(database_url, connect_args={"timeout": connect_timeout}, pool_pre_ping=False)
     try:
         async with engine.connect():
             pass

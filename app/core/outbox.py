@@ -55,8 +55,9 @@ def publish(message: OutboxMessage) -> None:
     )
 
 
-async def relay(sessionmaker: async_sessionmaker[AsyncSession], ids: list[int] | None = None,
-                older_than: timedelta | None = None) -> int:
+async def relay(
+    sessionmaker: async_sessionmaker[AsyncSession], ids: list[int] | None = None, older_than: timedelta | None = None
+) -> int:
     """Publish unsent messages (the given ids, or every one older than `older_than`)."""
     async with sessionmaker() as session:
         query = select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
@@ -65,7 +66,9 @@ async def relay(sessionmaker: async_sessionmaker[AsyncSession], ids: list[int] |
         if older_than is not None:
             query = query.where(OutboxMessage.created_at < utcnow() - older_than)
         # SKIP LOCKED: an API process and the reconciler never publish the same row at once.
-        messages = (await session.scalars(query.order_by(OutboxMessage.id).limit(500).with_for_update(skip_locked=True))).all()
+        messages = (
+            await session.scalars(query.order_by(OutboxMessage.id).limit(500).with_for_update(skip_locked=True))
+        ).all()
         sent = 0
         for message in messages:
             try:

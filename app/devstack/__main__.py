@@ -1,7 +1,7 @@
 """`make run`: the whole platform on this machine, on embedded servers.
 
-    python -m app.devstack            start everything, print URLs and first keys, run until Ctrl-C
-    python -m app.devstack --check-only   only check the configured database answers (fail fast)
+python -m app.devstack            start everything, print URLs and first keys, run until Ctrl-C
+python -m app.devstack --check-only   only check the configured database answers (fail fast)
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def _run(stack: Stack, stopping: object) -> int:
     while not stopping():  # type: ignore[operator]
         for process in stack.processes:
             if process.exited():
-                print(f"{process.name} exited with code {process.returncode()}; see {process.log_path}", file=sys.stderr)
+                print(
+                    f"{process.name} exited with code {process.returncode()}; see {process.log_path}", file=sys.stderr
+                )
                 return 1
         time.sleep(1)
     return 0

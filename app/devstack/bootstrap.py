@@ -31,9 +31,17 @@ async def bootstrap(settings: Settings, keys_file: Path, demo_model_path: Path) 
     try:
         async with sessionmaker() as session:
             if await session.get(CatalogEntry, DEMO_MODEL_ID) is None:
-                session.add(CatalogEntry(id=DEMO_MODEL_ID, source=str(demo_model_path), max_seq_length=512,
-                                         parameter_count=None, allowed=True, download_status="ready",
-                                         owned_by="platform-demo"))  # fmt: skip
+                session.add(
+                    CatalogEntry(
+                        id=DEMO_MODEL_ID,
+                        source=str(demo_model_path),
+                        max_seq_length=512,
+                        parameter_count=None,
+                        allowed=True,
+                        download_status="ready",
+                        owned_by="platform-demo",
+                    )
+                )
             first_run = (await session.scalar(select(func.count()).select_from(User))) == 0
             keys = None
             if first_run:

@@ -19,14 +19,21 @@ class EmbeddedMlflow:
     def _argv(self) -> list[str]:
         mlflow = Path(sys.executable).parent / "mlflow"
         return [
-            str(mlflow), "server",
-            "--backend-store-uri", f"sqlite:///{self.data_dir / 'mlflow.db'}",
-            "--artifacts-destination", str(self.data_dir / "artifacts"),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--workers", "1",
-            "--allowed-hosts", f"127.0.0.1:{self.port},localhost:{self.port}",
-        ]  # fmt: skip
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.data_dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.data_dir / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--allowed-hosts",
+            f"127.0.0.1:{self.port},localhost:{self.port}",
+        ]
 
     def start(self, timeout: float = 90.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

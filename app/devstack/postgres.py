@@ -47,13 +47,19 @@ class EmbeddedPostgres:
     def _argv(self) -> list[str]:
         return [
             str(_bin_dir() / "postgres"),
-            "-D", str(self.data_dir),
-            "-p", str(self.port),
-            "-h", "127.0.0.1",
-            "-k", str(self.data_dir),
-            "-c", "max_connections=300",
-            "-c", "fsync=on",
-        ]  # fmt: skip
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=300",
+            "-c",
+            "fsync=on",
+        ]
 
     def _chown(self, path: Path) -> None:
         if self.user is not None:
@@ -71,10 +77,20 @@ class EmbeddedPostgres:
 
             ensure_prefix_permissions(self.data_dir)
         subprocess.run(
-            [str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-             "--auth=trust", "--encoding=utf8", "--no-sync"],
-            check=True, capture_output=True, user=self.user,
-        )  # fmt: skip
+            [
+                str(_bin_dir() / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=utf8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            user=self.user,
+        )
 
     def start(self, timeout: float = 30.0) -> None:
         self.init()
@@ -93,9 +109,11 @@ class EmbeddedPostgres:
     def create_database(self, name: str) -> None:
         psql = [str(_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tA"]
         exists = subprocess.run(
-            [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],  # noqa: S608 - our own constant names
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         if exists.stdout.strip() != "1":
             subprocess.run([*psql, "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -16,10 +17,8 @@ PR_SET_PDEATHSIG = 1
 
 def die_with_parent() -> None:
     """Ask Linux to SIGTERM this process when its parent dies (used as preexec_fn)."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -80,7 +79,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 user=self.user,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 - plain prctl, no threads involved
+                preexec_fn=die_with_parent,
             )
         finally:
             log.close()

@@ -116,10 +116,19 @@ class Stack:
         url = f"http://127.0.0.1:{self.ports.vectors}"
         process = self.spawn(
             "vectors",
-            [sys.executable, "-m", "app.vectors.service", "--path", str(self.data_dir / "qdrant"),
-             "--host", "127.0.0.1", "--port", str(self.ports.vectors)],
+            [
+                sys.executable,
+                "-m",
+                "app.vectors.service",
+                "--path",
+                str(self.data_dir / "qdrant"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.vectors),
+            ],
             env,
-        )  # fmt: skip
+        )
         wait_until(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200, 120, "vector service", process)
         return url
 
@@ -137,19 +146,49 @@ class Stack:
         host = "0.0.0.0" if which == "user" else "127.0.0.1"
         return self.spawn(
             f"{which}-api",
-            [sys.executable, "-m", "uvicorn", f"app.api.{which}_app:app", "--host", host, "--port", str(port),
-             "--no-access-log"],
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"app.api.{which}_app:app",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+        )
 
     def start_worker(self, queue: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
         celery = str(Path(sys.executable).parent / "celery")
         if queue == "gpu":
-            argv = [celery, "-A", "app.core.celery_app", "worker", "-Q", "gpu", "--concurrency=1", "--pool=solo",
-                    f"--hostname=gpu-{os.getpid()}@%h", "--loglevel=INFO"]  # fmt: skip
+            argv = [
+                celery,
+                "-A",
+                "app.core.celery_app",
+                "worker",
+                "-Q",
+                "gpu",
+                "--concurrency=1",
+                "--pool=solo",
+                f"--hostname=gpu-{os.getpid()}@%h",
+                "--loglevel=INFO",
+            ]
         else:
-            argv = [celery, "-A", "app.core.celery_app", "worker", "-Q", "cpu", "--concurrency=2",
-                    "--pool=prefork", "--beat", f"--schedule={self.data_dir / 'celerybeat-schedule'}",
-                    f"--hostname=cpu-{os.getpid()}@%h", "--loglevel=INFO"]  # fmt: skip
+            argv = [
+                celery,
+                "-A",
+                "app.core.celery_app",
+                "worker",
+                "-Q",
+                "cpu",
+                "--concurrency=2",
+                "--pool=prefork",
+                "--beat",
+                f"--schedule={self.data_dir / 'celerybeat-schedule'}",
+                f"--hostname=cpu-{os.getpid()}@%h",
+                "--loglevel=INFO",
+            ]
         return self.spawn(f"worker-{queue}", argv, {**self.env, **(extra_env or {})})
 
     def wait_ready(self, port: int, timeout: float = 60.0) -> None:

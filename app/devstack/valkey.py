@@ -24,14 +24,21 @@ class EmbeddedValkey:
         # noeviction: with a memory cap, an LRU policy could silently drop queued Celery messages.
         argv = [
             str(valkey_binary()),
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--maxmemory", "2gb",
-            "--maxmemory-policy", "noeviction",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--maxmemory",
+            "2gb",
+            "--maxmemory-policy",
+            "noeviction",
+            "--protected-mode",
+            "yes",
+        ]
         return ManagedProcess("valkey", argv, self.log_path)
 
     def start(self, timeout: float = 20.0) -> None:

@@ -77,7 +77,9 @@ async def overlap_report(context: WorkerContext, training_file: str, validation_
     validation = await ensure_indexed(context, validation_file)
     if training is None or validation is None or training.owner_id != validation.owner_id:
         return None
-    report = vector_store(context.settings).overlap(training.id, validation.id, training.owner_id, training.organization_id)
+    report = vector_store(context.settings).overlap(
+        training.id, validation.id, training.owner_id, training.organization_id
+    )
     return report.as_dict()
 
 

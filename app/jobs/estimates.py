@@ -24,7 +24,9 @@ from app.training.hyperparams import estimate, resolve_hyperparameters
 COUNT_TIMEOUT_SECONDS = 120
 
 
-def count_request(entry: CatalogEntry, file_path: str, method: str, max_seq_length: int, truncate: bool) -> dict[str, Any]:
+def count_request(
+    entry: CatalogEntry, file_path: str, method: str, max_seq_length: int, truncate: bool
+) -> dict[str, Any]:
     """Arguments of the token-count task (JSON only)."""
     return {
         "path": file_path,
@@ -67,15 +69,14 @@ async def estimate_request(
 ) -> EstimateObject:
     from app.files.service import storage_path
 
-    entry, training, validation, requested = await service.check_request(
-        session, resources.authorizer, principal, body
-    )
+    entry, training, validation, requested = await service.check_request(session, resources.authorizer, principal, body)
     settings = resources.settings
     max_len = int(requested.get("max_seq_length") or entry.max_seq_length)
 
     async def count(row: File) -> dict[str, Any]:
-        request = count_request(entry, str(storage_path(settings, row)), body.method_type(), max_len,
-                                settings.truncate_long_examples)  # fmt: skip
+        request = count_request(
+            entry, str(storage_path(settings, row)), body.method_type(), max_len, settings.truncate_long_examples
+        )
         try:
             return await anyio.to_thread.run_sync(partial(_count_on_worker, request))
         except TimeoutError:
@@ -84,8 +85,12 @@ async def estimate_request(
     train_counts = await count(training)
     if train_counts["errors"]:
         first = train_counts["errors"][0]
-        raise BadRequest(f"Training file: line {first['line']}: {first['message']}", param="training_file",
-                         code=first["code"], details={"errors": train_counts["errors"]})  # fmt: skip
+        raise BadRequest(
+            f"Training file: line {first['line']}: {first['message']}",
+            param="training_file",
+            code=first["code"],
+            details={"errors": train_counts["errors"]},
+        )
     valid_counts = await count(validation) if validation else None
     try:
         resolved, figures = resolve_and_estimate(

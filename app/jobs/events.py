@@ -19,8 +19,13 @@ def channel(job_id: str) -> str:
 
 
 def add_event(
-    session: AsyncSession, job_id: str, message: str, level: str = "info", data: dict[str, Any] | None = None,
-    event_type: str = "message", attempt: int = 0,
+    session: AsyncSession,
+    job_id: str,
+    message: str,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
+    event_type: str = "message",
+    attempt: int = 0,
 ) -> JobEvent:
     event = JobEvent(
         id=ids.event_id(), job_id=job_id, attempt=attempt, level=level, type=event_type, message=message, data=data
@@ -30,24 +35,41 @@ def add_event(
 
 
 async def add_fenced_event(
-    session: AsyncSession, job_id: str, attempt: int, message: str, level: str = "info",
-    data: dict[str, Any] | None = None, event_type: str = "message",
+    session: AsyncSession,
+    job_id: str,
+    attempt: int,
+    message: str,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
+    event_type: str = "message",
 ) -> JobEvent | None:
     """Insert only while `attempt` still owns the job: a worker that lost its lease writes nothing."""
     event_id = ids.event_id()
     now = utcnow()
     source = select(
-        literal(event_id), Job.id, literal(attempt), literal(level), literal(event_type), literal(message),
-        literal(data, type_=JobEvent.__table__.c.data.type), literal(now, type_=JobEvent.__table__.c.created_at.type),
-    ).where(Job.id == job_id, Job.attempt == attempt)  # fmt: skip
+        literal(event_id),
+        Job.id,
+        literal(attempt),
+        literal(level),
+        literal(event_type),
+        literal(message),
+        literal(data, type_=JobEvent.__table__.c.data.type),
+        literal(now, type_=JobEvent.__table__.c.created_at.type),
+    ).where(Job.id == job_id, Job.attempt == attempt)
     columns = ["id", "job_id", "attempt", "level", "type", "message", "data", "created_at"]
     result = await session.execute(insert(JobEvent).from_select(columns, source).returning(JobEvent.id))
     if result.scalar_one_or_none() is None:
         return None
     return JobEvent(
-        id=event_id, job_id=job_id, attempt=attempt, level=level, type=event_type, message=message, data=data,
+        id=event_id,
+        job_id=job_id,
+        attempt=attempt,
+        level=level,
+        type=event_type,
+        message=message,
+        data=data,
         created_at=now,
-    )  # fmt: skip
+    )
 
 
 async def publish(redis: aioredis.Redis, event: JobEvent) -> None:

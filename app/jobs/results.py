@@ -41,18 +41,26 @@ def _store_result_file(context: WorkerContext, job: Job, csv_path: Path) -> File
     shutil.copyfile(csv_path, datasets / storage_name)
     data = (datasets / storage_name).read_bytes()
     return File(
-        id=ids.file_id(), owner_id=job.owner_id, organization_id=job.organization_id, filename="step_metrics.csv",
-        purpose=RESULTS_PURPOSE, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), storage_name=storage_name,
-        status="processed", data_format=None, statistics={}, index_status="skipped",
-    )  # fmt: skip
+        id=ids.file_id(),
+        owner_id=job.owner_id,
+        organization_id=job.organization_id,
+        filename="step_metrics.csv",
+        purpose=RESULTS_PURPOSE,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        storage_name=storage_name,
+        status="processed",
+        data_format=None,
+        statistics={},
+        index_status="skipped",
+    )
 
 
 async def finish_success(context: WorkerContext, state: RunState) -> None:
     job, done = state.job, state.done or {}
     artifact_dirs = {
-        name: str(done[key]) for name, key in (("adapter", "adapter_dir"), ("merged", "merged_dir"))
-        if done.get(key)
-    }  # fmt: skip
+        name: str(done[key]) for name, key in (("adapter", "adapter_dir"), ("merged", "merged_dir")) if done.get(key)
+    }
     if not artifact_dirs and done.get("model_dir"):
         artifact_dirs["model"] = str(done["model_dir"])
     for path in artifact_dirs.values():
@@ -70,19 +78,30 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
         mlflow_dirs = {name: path for name, path in artifact_dirs.items() if name != "merged"}
         try:
             registry = await asyncio.to_thread(
-                tracking.log_outputs_and_register, context, job, state.run_id, mlflow_dirs,
+                tracking.log_outputs_and_register,
+                context,
+                job,
+                state.run_id,
+                mlflow_dirs,
                 [done["metrics_csv"]] if done.get("metrics_csv") else [],
-            )  # fmt: skip
+            )
         except Exception:
             logger.exception("job %s: MLflow logging/registration failed", job.id)
 
     async with context.sessionmaker() as session:
         owned = await lifecycle.update_fenced(
-            session, job.id, state.attempt,
-            status="succeeded", finished_at=utcnow(), lease_until=None, fine_tuned_model=job.fine_tuned_model,
-            result_files=[result.id] if result else [], trained_tokens=done.get("trained_tokens"),
-            output_dir=str(done.get("output_dir") or ""), current_step=state.last_step or None,
-        )  # fmt: skip
+            session,
+            job.id,
+            state.attempt,
+            status="succeeded",
+            finished_at=utcnow(),
+            lease_until=None,
+            fine_tuned_model=job.fine_tuned_model,
+            result_files=[result.id] if result else [],
+            trained_tokens=done.get("trained_tokens"),
+            output_dir=str(done.get("output_dir") or ""),
+            current_step=state.last_step or None,
+        )
         if not owned:
             await session.rollback()
             return
@@ -90,13 +109,24 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
         if existing is None:
             session.add(
                 FineTunedModel(
-                    id=job.fine_tuned_model, job_id=job.id, owner_id=job.owner_id, organization_id=job.organization_id,
-                    base_model=job.model, adapter_path=artifact_dirs.get("adapter") or artifact_dirs.get("model"),
-                    merged_path=artifact_dirs.get("merged"), registry_name=registry[0], registry_version=registry[1],
-                )  # fmt: skip
+                    id=job.fine_tuned_model,
+                    job_id=job.id,
+                    owner_id=job.owner_id,
+                    organization_id=job.organization_id,
+                    base_model=job.model,
+                    adapter_path=artifact_dirs.get("adapter") or artifact_dirs.get("model"),
+                    merged_path=artifact_dirs.get("merged"),
+                    registry_name=registry[0],
+                    registry_version=registry[1],
+                )
             )
-        created = events.add_event(session, job.id, f"New fine-tuned model created: {job.fine_tuned_model}",
-                                   attempt=state.attempt, data={"registry": {"name": registry[0], "version": registry[1]}})  # fmt: skip
+        created = events.add_event(
+            session,
+            job.id,
+            f"New fine-tuned model created: {job.fine_tuned_model}",
+            attempt=state.attempt,
+            data={"registry": {"name": registry[0], "version": registry[1]}},
+        )
         completed = events.add_event(session, job.id, "The job has successfully completed", attempt=state.attempt)
         await session.commit()
     for event in (created, completed):

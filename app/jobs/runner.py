@@ -130,8 +130,14 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
         job = await session.get(Job, job_id)
         assert job is not None
         if attempt > settings.max_job_attempts:
-            await _fail(context, session, job, attempt, "max_attempts_exceeded",
-                        f"The job did not finish after {settings.max_job_attempts} attempts.")  # fmt: skip
+            await _fail(
+                context,
+                session,
+                job,
+                attempt,
+                "max_attempts_exceeded",
+                f"The job did not finish after {settings.max_job_attempts} attempts.",
+            )
             return "failed"
         entry = await session.get(CatalogEntry, job.model)
         file_ids = [job.training_file] + ([job.validation_file] if job.validation_file else [])
@@ -145,8 +151,12 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
     run_id = await tracking.ensure_run(context, job, attempt)
     state.run_id = run_id
     resuming = any((state.work_dir / "checkpoints").glob("checkpoint-*"))
-    await _event(context, state, f"Training started (attempt {attempt})" + (", resuming from the latest checkpoint" if resuming else ""),
-                 data={"attempt": attempt, "mlflow_run_id": run_id})  # fmt: skip
+    await _event(
+        context,
+        state,
+        f"Training started (attempt {attempt})" + (", resuming from the latest checkpoint" if resuming else ""),
+        data={"attempt": attempt, "mlflow_run_id": run_id},
+    )
     return await _supervise(context, state, config_path)
 
 
@@ -224,17 +234,27 @@ async def _on_progress(context: WorkerContext, state: RunState, message: dict[st
         await _on_step(context, state, message)
     elif kind == "eval":
         step = int(message["step"])
-        data = {"step": step, "valid_loss": message.get("valid_loss"),
-                "valid_mean_token_accuracy": message.get("valid_mean_token_accuracy")}  # fmt: skip
+        data = {
+            "step": step,
+            "valid_loss": message.get("valid_loss"),
+            "valid_mean_token_accuracy": message.get("valid_mean_token_accuracy"),
+        }
         tracking.queue_metrics(state, data, step)
-        await _event(context, state, f"Step {step}: validation loss={_fmt(message.get('valid_loss'))}", data=data,
-                     event_type="metrics")  # fmt: skip
+        await _event(
+            context,
+            state,
+            f"Step {step}: validation loss={_fmt(message.get('valid_loss'))}",
+            data=data,
+            event_type="metrics",
+        )
     elif kind == "checkpoint":
         await _on_checkpoint(context, state, message)
     elif kind == "checkpoint_pruned":
         async with context.sessionmaker() as session:
             await session.execute(
-                update(Checkpoint).where(Checkpoint.job_id == state.job.id, Checkpoint.path == message["path"]).values(deleted=True)
+                update(Checkpoint)
+                .where(Checkpoint.job_id == state.job.id, Checkpoint.path == message["path"])
+                .values(deleted=True)
             )
             await session.commit()
     elif kind == "message":
@@ -263,13 +283,19 @@ async def _on_step(context: WorkerContext, state: RunState, message: dict[str, A
     tracking.queue_metrics(state, data, step)
     eta = message.get("eta_seconds")
     await _update(
-        context, state,
+        context,
+        state,
         current_step=step,
         trained_tokens=message.get("trained_tokens"),
         estimated_finish=utcnow() + _seconds(eta) if eta is not None else None,
-    )  # fmt: skip
-    await _event(context, state, f"Step {step}/{total}: training loss={_fmt(message.get('train_loss'))}", data=data,
-                 event_type="metrics")  # fmt: skip
+    )
+    await _event(
+        context,
+        state,
+        f"Step {step}/{total}: training loss={_fmt(message.get('train_loss'))}",
+        data=data,
+        event_type="metrics",
+    )
     await tracking.maybe_flush(context, state)
 
 
@@ -280,16 +306,30 @@ async def _on_checkpoint(context: WorkerContext, state: RunState, message: dict[
         owner = await session.scalar(select(Job.attempt).where(Job.id == state.job.id))
         if owner != state.attempt:
             return
-        session.add(Checkpoint(id=ids.checkpoint_id(), job_id=state.job.id, attempt=state.attempt,
-                               step_number=step, path=str(message["path"]), metrics=metrics))  # fmt: skip
+        session.add(
+            Checkpoint(
+                id=ids.checkpoint_id(),
+                job_id=state.job.id,
+                attempt=state.attempt,
+                step_number=step,
+                path=str(message["path"]),
+                metrics=metrics,
+            )
+        )
         await session.commit()
-    await _event(context, state, f"Checkpoint saved at step {step}", data={"step": step, "path_name": Path(message["path"]).name})
+    await _event(
+        context, state, f"Checkpoint saved at step {step}", data={"step": step, "path_name": Path(message["path"]).name}
+    )
 
 
 async def _conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float) -> str:
     job = state.job
     async with context.sessionmaker() as session:
-        await session.execute(update(Job).where(Job.id == job.id).values(gpu_seconds=Job.gpu_seconds + elapsed * max(1, visible_gpu_count())))
+        await session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(gpu_seconds=Job.gpu_seconds + elapsed * max(1, visible_gpu_count()))
+        )
         await session.commit()
     if state.fenced_out:
         logger.warning("job %s attempt %s lost its lease; another attempt owns it now", job.id, state.attempt)
@@ -303,7 +343,13 @@ async def _conclude(context: WorkerContext, state: RunState, return_code: int, e
         if status == "cancelled":
             values["finished_at"] = utcnow()
         await _update(context, state, **values)
-        await _event(context, state, "Job cancelled" if state.cancel else f"Job paused at step {state.last_step}; resume continues from its checkpoint")
+        await _event(
+            context,
+            state,
+            "Job cancelled"
+            if state.cancel
+            else f"Job paused at step {state.last_step}; resume continues from its checkpoint",
+        )
         await events.publish_status(context.redis, job.id, status)
         return status
     if state.error is not None:
@@ -320,14 +366,27 @@ async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: i
     job = state.job
     async with context.sessionmaker() as session:
         if state.attempt >= context.settings.max_job_attempts:
-            await _fail(context, session, job, state.attempt, "max_attempts_exceeded",
-                        f"The training process ended with code {return_code} on attempt {state.attempt}, the last allowed.")  # fmt: skip
+            await _fail(
+                context,
+                session,
+                job,
+                state.attempt,
+                "max_attempts_exceeded",
+                f"The training process ended with code {return_code} on attempt {state.attempt}, the last allowed.",
+            )
             return "failed"
-        requeued = await lifecycle.update_fenced(session, job.id, state.attempt, status="queued", lease_until=None,
-                                                 enqueued_at=utcnow())  # fmt: skip
+        requeued = await lifecycle.update_fenced(
+            session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow()
+        )
         if requeued:
-            events.add_event(session, job.id, f"Training process ended unexpectedly (code {return_code}); re-queued to resume from the latest checkpoint",
-                             level="warn", attempt=state.attempt)  # fmt: skip
+            events.add_event(
+                session,
+                job.id,
+                f"Training process ended unexpectedly (code {return_code}); "
+                "re-queued to resume from the latest checkpoint",
+                level="warn",
+                attempt=state.attempt,
+            )
             enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
         await session.commit()
     from app.core.outbox import relay
@@ -338,9 +397,14 @@ async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: i
 
 async def _fail(context: WorkerContext, session: Any, job: Job, attempt: int, code: str, message: str) -> None:
     done = await lifecycle.update_fenced(
-        session, job.id, attempt, status="failed", finished_at=utcnow(), lease_until=None,
+        session,
+        job.id,
+        attempt,
+        status="failed",
+        finished_at=utcnow(),
+        lease_until=None,
         error={"code": code, "message": message, "param": None},
-    )  # fmt: skip
+    )
     if done:
         event = events.add_event(session, job.id, f"Job failed: {message}", level="error", attempt=attempt)
         await session.commit()
@@ -358,7 +422,11 @@ async def _update(context: WorkerContext, state: RunState, **values: Any) -> Non
 
 
 async def _event(
-    context: WorkerContext, state: RunState, message: str, level: str = "info", data: dict[str, Any] | None = None,
+    context: WorkerContext,
+    state: RunState,
+    message: str,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
     event_type: str = "message",
 ) -> None:
     async with context.sessionmaker() as session:

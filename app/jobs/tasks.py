@@ -35,16 +35,24 @@ def count_tokens_now(request: dict[str, Any]) -> dict[str, Any]:
     from app.training.tokenize_report import token_report
 
     report = token_report(
-        Path(request["path"]), request["base_model"], request["method"], int(request["max_seq_length"]),
-        bool(request["truncate"]), chat_template=request.get("chat_template"), revision=request.get("revision"),
-    )  # fmt: skip
+        Path(request["path"]),
+        request["base_model"],
+        request["method"],
+        int(request["max_seq_length"]),
+        bool(request["truncate"]),
+        chat_template=request.get("chat_template"),
+        revision=request.get("revision"),
+    )
     errors = [{"line": e.line, "code": e.code, "message": e.message} for e in report.errors]
     if not report.truncate and report.n_over_length:
         errors += [
-            {"line": o.line, "code": "example_too_long",
-             "message": f"{o.n_tokens} tokens, over max_seq_length {report.max_seq_length}"}
+            {
+                "line": o.line,
+                "code": "example_too_long",
+                "message": f"{o.n_tokens} tokens, over max_seq_length {report.max_seq_length}",
+            }
             for o in report.over_length
-        ]  # fmt: skip
+        ]
     return {
         "examples": report.n_examples,
         "tokens": report.total_tokens,
@@ -77,7 +85,9 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
         file_ids = [job.training_file] + ([job.validation_file] if job.validation_file else [])
         files = {row.id: row for row in (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()}
     if entry is None:
-        return await _fail_validation(context, job, "model_not_found", f"Model '{job.model}' left the catalog.", "model")
+        return await _fail_validation(
+            context, job, "model_not_found", f"Model '{job.model}' left the catalog.", "model"
+        )
     requested = job.hyperparameters
     max_len = int(requested.get("max_seq_length") or entry.max_seq_length)
     truncate = context.settings.truncate_long_examples
@@ -88,23 +98,34 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
         row = files.get(file_id)
         if row is None or row.deleted_at is not None:
             return await _fail_validation(context, job, "file_not_found", f"File '{file_id}' was deleted.", param)
-        counts[param] = count_tokens_now(count_request(entry, str(storage_path(context.settings, row)), job.method, max_len, truncate))
+        counts[param] = count_tokens_now(
+            count_request(entry, str(storage_path(context.settings, row)), job.method, max_len, truncate)
+        )
         if counts[param]["errors"]:
             listed = "; ".join(f"line {e['line']}: {e['message']}" for e in counts[param]["errors"][:20])
-            return await _fail_validation(context, job, str(counts[param]["errors"][0]["code"]),
-                                          f"{param} has {len(counts[param]['errors'])} problem(s): {listed}", param)  # fmt: skip
+            return await _fail_validation(
+                context,
+                job,
+                str(counts[param]["errors"][0]["code"]),
+                f"{param} has {len(counts[param]['errors'])} problem(s): {listed}",
+                param,
+            )
     train = counts["training_file"]
     try:
-        resolved, figures = resolve_and_estimate(context.settings, job.method, requested, entry, train["examples"], train["tokens"])
+        resolved, figures = resolve_and_estimate(
+            context.settings, job.method, requested, entry, train["examples"], train["tokens"]
+        )
     except ValueError as error:
         return await _fail_validation(context, job, "invalid_hyperparameters", str(error), "hyperparameters")
     notes = []
     overlap = await _overlap(context, job)
     if overlap and overlap["count"]:
         shown = ", ".join(f"{pair['validation_line']}~{pair['training_line']}" for pair in overlap["pairs"][:10])
-        notes.append(f"{overlap['count']} of {overlap['validation_lines']} validation examples are near-duplicates "
-                     f"of training examples (validation line~training line: {shown}); validation loss will look "
-                     "better than it is")  # fmt: skip
+        notes.append(
+            f"{overlap['count']} of {overlap['validation_lines']} validation examples are near-duplicates "
+            f"of training examples (validation line~training line: {shown}); validation loss will look "
+            "better than it is"
+        )
     if train["n_too_long"]:
         notes.append(f"{train['n_too_long']} training example(s) exceed max_seq_length {max_len} and will be truncated")
     async with context.sessionmaker() as session:
@@ -119,9 +140,15 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
         locked.total_steps = figures["total_steps"]
         locked.estimated_finish = finish_time(figures)
         locked.enqueued_at = utcnow()
-        added = [events.add_event(session, job_id, f"Files validated: {train['examples']} training examples, "
-                                  f"{train['tokens']} tokens; about {figures['total_steps']} steps",
-                                  data={"estimate": locked.estimate})]  # fmt: skip
+        added = [
+            events.add_event(
+                session,
+                job_id,
+                f"Files validated: {train['examples']} training examples, "
+                f"{train['tokens']} tokens; about {figures['total_steps']} steps",
+                data={"estimate": locked.estimate},
+            )
+        ]
         added += [events.add_event(session, job_id, note, level="warn") for note in notes]
         added.append(events.add_event(session, job_id, "Job queued for a GPU worker"))
         enqueue(session, None, TASK_RUN_FINETUNE, [job_id], priority=locked.priority)
@@ -176,19 +203,32 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
     """Re-publish lost messages, re-queue jobs whose worker died, fail jobs out of attempts."""
     settings = context.settings
     report = {"relayed": 0, "requeued": 0, "failed": 0, "republished": 0}
-    report["relayed"] = await relay(context.sessionmaker, older_than=timedelta(seconds=settings.outbox_relay_after_seconds))
+    report["relayed"] = await relay(
+        context.sessionmaker, older_than=timedelta(seconds=settings.outbox_relay_after_seconds)
+    )
     async with context.sessionmaker() as session:
         for job in await lifecycle.expired_leases(session):
             if job.attempt >= settings.max_job_attempts:
                 job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
-                job.error = {"code": "max_attempts_exceeded", "param": None,
-                             "message": f"The worker running this job stopped answering on attempt {job.attempt}, the last allowed."}  # fmt: skip
-                events.add_event(session, job.id, f"Job failed: {job.error['message']}", level="error", attempt=job.attempt)
+                job.error = {
+                    "code": "max_attempts_exceeded",
+                    "param": None,
+                    "message": f"The worker running this job stopped answering on attempt {job.attempt}, "
+                    "the last allowed.",
+                }
+                events.add_event(
+                    session, job.id, f"Job failed: {job.error['message']}", level="error", attempt=job.attempt
+                )
                 report["failed"] += 1
                 continue
             job.status, job.lease_until, job.enqueued_at = "queued", None, utcnow()
-            events.add_event(session, job.id, f"Worker lost (lease expired on attempt {job.attempt}); re-queued to resume from the latest checkpoint",
-                             level="warn", attempt=job.attempt)  # fmt: skip
+            events.add_event(
+                session,
+                job.id,
+                f"Worker lost (lease expired on attempt {job.attempt}); re-queued to resume from the latest checkpoint",
+                level="warn",
+                attempt=job.attempt,
+            )
             enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
             report["requeued"] += 1
         await session.commit()

@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EXPERIMENT = "fine-tuning"
-METRIC_KEYS = ("train_loss", "train_mean_token_accuracy", "learning_rate", "tokens_per_second", "valid_loss",
-               "valid_mean_token_accuracy")  # fmt: skip
+METRIC_KEYS = (
+    "train_loss",
+    "train_mean_token_accuracy",
+    "learning_rate",
+    "tokens_per_second",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+)
 FLUSH_EVERY_SECONDS = 2.0
 MAX_BATCH = 900  # MLflow's log_batch accepts at most 1000 metrics per call
 
@@ -50,10 +56,20 @@ def _start_or_continue(context: WorkerContext, job: Job) -> str:
     run = mlflow.create_run(
         _experiment_id(mlflow),
         run_name=job.id,
-        tags={"job_id": job.id, "base_model": job.model, "owner_id": job.owner_id, "organization_id": job.organization_id},
+        tags={
+            "job_id": job.id,
+            "base_model": job.model,
+            "owner_id": job.owner_id,
+            "organization_id": job.organization_id,
+        },
     )
-    params = {"method": job.method, "model": job.model, "training_file": job.training_file,
-              "validation_file": job.validation_file or "", "seed": job.seed}  # fmt: skip
+    params = {
+        "method": job.method,
+        "model": job.model,
+        "training_file": job.training_file,
+        "validation_file": job.validation_file or "",
+        "seed": job.seed,
+    }
     params.update({key: value for key, value in (job.resolved_hyperparameters or {}).items()})
     for key, value in params.items():
         mlflow.log_param(run.info.run_id, key, str(value)[:500])
@@ -122,9 +138,11 @@ def log_outputs_and_register(
     source_name = "adapter" if "adapter" in artifact_dirs else next(iter(artifact_dirs))
     artifact_uri = mlflow.get_run(run_id).info.artifact_uri
     version = mlflow.create_model_version(
-        name, source=f"{artifact_uri}/{source_name}", run_id=run_id,
+        name,
+        source=f"{artifact_uri}/{source_name}",
+        run_id=run_id,
         tags={"job_id": job.id, "base_model": job.model, "fine_tuned_model": job.fine_tuned_model or ""},
-    )  # fmt: skip
+    )
     return name, int(version.version)
 
 

@@ -55,9 +55,7 @@ class Quota(Base):
     organization_id: Mapped[str | None] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), unique=True, default=None
     )
-    user_id: Mapped[str | None] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), unique=True, default=None
-    )
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, default=None)
     max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer, default=None)
     gpu_hours_per_month: Mapped[float | None] = mapped_column(default=None)
     storage_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)

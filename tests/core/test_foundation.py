@@ -14,7 +14,9 @@ from app.devstack.processes import free_port
 
 
 def _alembic(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "alembic", *args], capture_output=True, text=True, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args], capture_output=True, text=True, env=os.environ.copy()
+    )
 
 
 def test_migrations_down_and_up_without_drift(stack: object) -> None:
@@ -55,8 +57,9 @@ def test_ready_names_what_is_down(stack) -> None:  # type: ignore[no-untyped-def
     """An API pointed at a Redis that is not there answers 503 on /ready naming `redis`."""
     port = free_port()
     env = {**stack.env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
-    process = stack.spawn("user-api-broken-redis",
-                          [sys.executable, "-m", "uvicorn", "app.api.user_app:app", "--port", str(port)], env)  # fmt: skip
+    process = stack.spawn(
+        "user-api-broken-redis", [sys.executable, "-m", "uvicorn", "app.api.user_app:app", "--port", str(port)], env
+    )
     try:
         from app.devstack.processes import wait_until
 
@@ -79,10 +82,18 @@ def test_production_refuses_missing_and_placeholder_secrets(environment: str) ->
     with pytest.raises(ValidationError, match="DATABASE_URL"):
         Settings(environment=environment, database_url=None, api_key_pepper="x" * 40, _env_file=None)
     with pytest.raises(ValidationError, match="placeholder"):
-        Settings(environment=environment, database_url="postgresql+asyncpg://u:changeme@db/x",
-                 api_key_pepper="y" * 40, _env_file=None)  # fmt: skip
-    ok = Settings(environment=environment, database_url="postgresql+asyncpg://u:s3cr3t-Long@db/x",
-                  api_key_pepper="z" * 40, _env_file=None)  # fmt: skip
+        Settings(
+            environment=environment,
+            database_url="postgresql+asyncpg://u:changeme@db/x",
+            api_key_pepper="y" * 40,
+            _env_file=None,
+        )
+    ok = Settings(
+        environment=environment,
+        database_url="postgresql+asyncpg://u:s3cr3t-Long@db/x",
+        api_key_pepper="z" * 40,
+        _env_file=None,
+    )
     assert ok.database_url is not None
 
 
@@ -90,7 +101,10 @@ def test_database_down_fails_fast_naming_the_setting() -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/finetune"
     result = subprocess.run(
         [sys.executable, "-m", "app.devstack", "--check-only"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "DATABASE_URL": url},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATABASE_URL": url},
+    )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr + result.stdout

@@ -57,7 +57,7 @@ async def two_tenants(user_api, cpu_worker, make_user):  # type: ignore[no-untyp
 def test_search_duplicates_and_tenancy(two_tenants) -> None:  # type: ignore[no-untyped-def]
     alice, carol = two_tenants
     lines = [conversation(q, a) for q, a in TOPICS]
-    planted = lines + [lines[1], lines[4]]  # two exact duplicates
+    planted = [*lines, lines[1], lines[4]]  # two exact duplicates
     planted.append(conversation("What city is the capital of France?", "The capital of France is Paris."))
     alice_file = upload(alice, planted)
     carol_file = upload(carol, [conversation(q, a) for q, a in TOPICS])

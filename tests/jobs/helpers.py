@@ -20,12 +20,19 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 def start_long_job(client: OpenAI, model: str, examples: int = 48, epochs: int = 3, **extra: Any) -> str:
     """Unpacked, batch 1: one step per example, so there are many steps and checkpoints to act between."""
     training = client.files.create(file=("train.jsonl", jsonl(chat_lines(examples))), purpose="fine-tune")
-    hyperparameters = {"n_epochs": epochs, "batch_size": 1, "packing": False, "lora_r": 4,
-                       "gradient_accumulation_steps": 1, **extra}  # fmt: skip
+    hyperparameters = {
+        "n_epochs": epochs,
+        "batch_size": 1,
+        "packing": False,
+        "lora_r": 4,
+        "gradient_accumulation_steps": 1,
+        **extra,
+    }
     job = client.fine_tuning.jobs.create(
-        model=model, training_file=training.id,
+        model=model,
+        training_file=training.id,
         extra_body={"method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}}},
-    )  # fmt: skip
+    )
     return job.id
 
 
@@ -42,9 +49,11 @@ def wait_status(client: OpenAI, job_id: str, statuses: set[str], timeout: float 
 
 async def steps_by_attempt(sessionmaker: Any, job_id: str) -> dict[int, list[int]]:
     async with sessionmaker() as session:
-        rows = (await session.scalars(
-            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics").order_by(JobEvent.id)
-        )).all()  # fmt: skip
+        rows = (
+            await session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics").order_by(JobEvent.id)
+            )
+        ).all()
     steps: dict[int, list[int]] = {}
     for row in rows:
         if row.data and "train_loss" in row.data:
@@ -54,9 +63,13 @@ async def steps_by_attempt(sessionmaker: Any, job_id: str) -> dict[int, list[int
 
 async def checkpoints(sessionmaker: Any, job_id: str) -> list[Checkpoint]:
     async with sessionmaker() as session:
-        return list((await session.scalars(
-            select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step_number)
-        )).all())  # fmt: skip
+        return list(
+            (
+                await session.scalars(
+                    select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step_number)
+                )
+            ).all()
+        )
 
 
 async def wait_for_checkpoint(sessionmaker: Any, job_id: str, timeout: float = 240) -> Checkpoint:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -32,7 +33,7 @@ def assert_resumed_without_repeats(steps: dict[int, list[int]], checkpoint_steps
     """Later attempts start right after a checkpoint of the earlier one: nothing before it is trained twice."""
     attempts = sorted(steps)
     assert len(attempts) >= 2, steps
-    for earlier, later in zip(attempts, attempts[1:], strict=False):
+    for earlier, later in itertools.pairwise(attempts):
         resumed_at = min(steps[later]) - 1
         assert resumed_at in checkpoint_steps, (resumed_at, checkpoint_steps)
         redone = max(steps[earlier]) - resumed_at
@@ -41,7 +42,9 @@ def assert_resumed_without_repeats(steps: dict[int, list[int]], checkpoint_steps
     assert final == list(range(1, max(final) + 1)), "every step trained at least once"
 
 
-async def test_cancel_running_job_saves_checkpoint_within_10s(client, gpu_worker, cpu_worker, tiny_model, sessionmaker) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_running_job_saves_checkpoint_within_10s(
+    client, gpu_worker, cpu_worker, tiny_model, sessionmaker
+) -> None:  # type: ignore[no-untyped-def]
     job_id = start_long_job(client, tiny_model, epochs=6)
     await wait_for_checkpoint(sessionmaker, job_id)
     before = len(await checkpoints(sessionmaker, job_id))
@@ -54,7 +57,9 @@ async def test_cancel_running_job_saves_checkpoint_within_10s(client, gpu_worker
     assert not trainer_processes(gpu_worker.pid)
 
 
-async def test_pause_then_resume_continues_from_checkpoint(client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_pause_then_resume_continues_from_checkpoint(
+    client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings
+) -> None:  # type: ignore[no-untyped-def]
     job_id = start_long_job(client, tiny_model, examples=24, epochs=3)
     await wait_for_checkpoint(sessionmaker, job_id)
     client.fine_tuning.jobs.pause(job_id)
@@ -69,7 +74,9 @@ async def test_pause_then_resume_continues_from_checkpoint(client, gpu_worker, c
     assert_resumed_without_repeats(steps, saved, settings.checkpoint_every_steps)
 
 
-async def test_killed_trainer_resumes_from_last_checkpoint(client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_killed_trainer_resumes_from_last_checkpoint(
+    client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings
+) -> None:  # type: ignore[no-untyped-def]
     job_id = start_long_job(client, tiny_model, examples=24, epochs=3)
     await wait_for_checkpoint(sessionmaker, job_id)
     time.sleep(1.0)  # a step or two past the checkpoint, so some work is really lost
@@ -80,7 +87,9 @@ async def test_killed_trainer_resumes_from_last_checkpoint(client, gpu_worker, c
     assert_resumed_without_repeats(await steps_by_attempt(sessionmaker, job_id), saved, settings.checkpoint_every_steps)
 
 
-async def test_killed_worker_job_is_recovered_by_the_reconciler(client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_killed_worker_job_is_recovered_by_the_reconciler(
+    client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings
+) -> None:  # type: ignore[no-untyped-def]
     job_id = start_long_job(client, tiny_model, examples=24, epochs=3)
     await wait_for_checkpoint(sessionmaker, job_id)
     gpu_worker.kill()
@@ -93,7 +102,9 @@ async def test_killed_worker_job_is_recovered_by_the_reconciler(client, gpu_work
     assert_resumed_without_repeats(await steps_by_attempt(sessionmaker, job_id), saved, settings.checkpoint_every_steps)
 
 
-async def test_duplicate_delivery_never_runs_a_job_twice(client, gpu_worker, cpu_worker, tiny_model, sessionmaker) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicate_delivery_never_runs_a_job_twice(
+    client, gpu_worker, cpu_worker, tiny_model, sessionmaker
+) -> None:  # type: ignore[no-untyped-def]
     job_id = start_long_job(client, tiny_model, examples=16, epochs=2)
     wait_status(client, job_id, {"running"} | TERMINAL, timeout=120)
     # A second and third delivery of the same message, as a broker redelivery would make.

@@ -26,7 +26,9 @@ def wait_for(client: OpenAI, job_id: str, statuses: set[str], timeout: float = 4
 
 
 @pytest.mark.slow
-async def test_supervised_lora_job_end_to_end(user_api, cpu_worker, gpu_worker, tiny_model, make_user, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_supervised_lora_job_end_to_end(
+    user_api, cpu_worker, gpu_worker, tiny_model, make_user, settings
+) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("trainer@example.com")
     client = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
     training = client.files.create(file=("train.jsonl", jsonl(chat_lines(32))), purpose="fine-tune")
@@ -40,9 +42,21 @@ async def test_supervised_lora_job_end_to_end(user_api, cpu_worker, gpu_worker, 
         suffix="colors",
         seed=7,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3, "batch_size": 4}}},
-        extra_body={"method": {"type": "supervised", "supervised": {"hyperparameters": {
-            "n_epochs": 3, "batch_size": 4, "lora_r": 8, "learning_rate": 0.003, "eval_steps": 4}}}},
-    )  # fmt: skip
+        extra_body={
+            "method": {
+                "type": "supervised",
+                "supervised": {
+                    "hyperparameters": {
+                        "n_epochs": 3,
+                        "batch_size": 4,
+                        "lora_r": 8,
+                        "learning_rate": 0.003,
+                        "eval_steps": 4,
+                    }
+                },
+            }
+        },
+    )
     assert job.status == "validating_files"
     finished = wait_for(client, job.id, TERMINAL)
     assert finished.status == "succeeded", finished.error
@@ -77,8 +91,9 @@ async def test_supervised_lora_job_end_to_end(user_api, cpu_worker, gpu_worker, 
     assert run.data.metrics["train_loss"] > 0
 
     # The merged weights download and generate.
-    listing = httpx.get(f"{user_api}/v1/models/{finished.fine_tuned_model}/files", params={"kind": "merged"},
-                        headers=user.headers).json()  # fmt: skip
+    listing = httpx.get(
+        f"{user_api}/v1/models/{finished.fine_tuned_model}/files", params={"kind": "merged"}, headers=user.headers
+    ).json()
     assert any(entry["path"].endswith(".safetensors") for entry in listing["data"])
     info = client.models.retrieve(finished.fine_tuned_model)
     assert info.id == finished.fine_tuned_model
