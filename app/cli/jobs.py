@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,14 +47,29 @@ def resolve_file(state: CliState, value: str, option: str) -> str:
     raise CliError(f"{option}: '{value}' is neither a file id (file-...) nor a local file.")
 
 
-def parse_metadata(pairs: list[str]) -> dict[str, str] | None:
-    metadata: dict[str, str] = {}
+def _key_values(pairs: list[str], option: str) -> list[tuple[str, str]]:
+    parsed = []
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key:
-            raise CliError(f"--metadata: expected KEY=VALUE, got '{pair}'.")
-        metadata[key] = value
-    return metadata or None
+            raise CliError(f"{option}: expected KEY=VALUE, got '{pair}'.")
+        parsed.append((key, value))
+    return parsed
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, str] | None:
+    return dict(_key_values(pairs, "--metadata")) or None
+
+
+def parse_hyperparameters(pairs: list[str]) -> dict[str, Any]:
+    """Values are JSON when they parse (`4`, `false`, `["q_proj"]`), else plain strings (`cosine`)."""
+    chosen: dict[str, Any] = {}
+    for key, value in _key_values(pairs, "--hp"):
+        try:
+            chosen[key] = json.loads(value)
+        except ValueError:
+            chosen[key] = value
+    return chosen
 
 
 def job_body(model: str, method: MethodChoice, training_file: str, validation_file: str | None,
@@ -157,6 +173,12 @@ def create(
     suffix: Annotated[str | None, typer.Option(help="Suffix of the fine-tuned model name.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Random seed.")] = None,
     metadata: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
+    hp: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hp", help="Any other hyperparameter as KEY=VALUE (JSON value), repeatable: --hp packing=false."
+        ),
+    ] = None,
     estimate: Annotated[bool, typer.Option("--estimate", help="Only print the estimate, create nothing.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the job live after creating it.")] = False,
     json_output: JsonOption = False,
@@ -176,7 +198,10 @@ def create(
         "max_seq_length": max_seq_length,
         "beta": beta,
     }
-    chosen = {key: value for key, value in hyperparameters.items() if value is not None}
+    chosen = {
+        **parse_hyperparameters(hp or []),
+        **{key: value for key, value in hyperparameters.items() if value is not None},
+    }
     wanted_metadata = parse_metadata(metadata or [])
     training_file = resolve_file(state, train, "--train")
     validation_file = resolve_file(state, validation, "--validation") if validation else None

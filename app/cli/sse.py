@@ -125,6 +125,14 @@ class JobEventStream:
             self.sleep(delay)
             self.reconnects += 1
 
+    def mark_seen(self, event_id: str) -> bool:
+        """Record an id; False if it was seen before (the caller then drops the event)."""
+        if event_id in self._seen:
+            return False
+        self._seen.add(event_id)
+        self._arrived.append(event_id)
+        return True
+
     def resume_cursor(self) -> str | None:
         """Where a reconnect resumes: far enough back that out-of-order neighbours are not lost."""
         return min(self._arrived[-REWIND_EVENTS:]) if self._arrived else None
@@ -143,12 +151,8 @@ class JobEventStream:
                 else:
                     payload = _decoded(message)
                     event_id = message.id or str(payload.get("id", ""))
-                    if event_id and event_id in self._seen:
-                        continue
-                    if event_id:
-                        self._seen.add(event_id)
-                        self._arrived.append(event_id)
-                    yield JobEvent(payload)
+                    if not event_id or self.mark_seen(event_id):
+                        yield JobEvent(payload)
 
 
 def _decoded(message: SseMessage) -> dict[str, Any]:

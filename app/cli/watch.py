@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -170,6 +171,12 @@ class _Watch:
     max_retries: int
     live: Live | None = None
     last_poll: float = field(default_factory=time.monotonic)
+    # The live display renders from its own thread while events arrive on this one.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def render_view(self) -> RenderableType:
+        with self.lock:
+            return render(self.view)
 
     def run(self) -> str:
         """Feed the view until the stream says done, or the job is found paused. Returns the status."""
@@ -177,6 +184,7 @@ class _Watch:
         stream = JobEventStream(client, self.job_id, max_retries=self.max_retries, on_retry=self._retrying)
         for item in stream:
             if isinstance(item, StreamDone):
+                self._catch_up(stream)
                 return item.status
             if isinstance(item, JobEvent):
                 self.show_event(item.payload)
@@ -186,13 +194,40 @@ class _Watch:
         return self.view.status
 
     def show_event(self, event: dict[str, Any]) -> None:
-        self.view.apply(event)
+        with self.lock:
+            self.view.apply(event)
         if self.state.json:
             emit_json_line(event)
         elif self.live is None and event.get("type") != "metrics":
             self.state.out.print(f"{timestamp(event.get('created_at'))} {escape(str(event.get('message', '')))}")
-        if self.live is not None:
-            self.live.update(render(self.view))
+
+    def _catch_up(self, stream: JobEventStream) -> None:
+        """Show recorded events the stream skipped.
+
+        The API's stream compares ids to skip what it already sent, but ids of one
+        millisecond sort in random order, so an event can be passed over (seen with
+        the last two events of a job, written together). The record is complete.
+        """
+        missed: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = self.state.client().get(f"{self._job_path}/events", {"limit": 1000, "after": after})
+            missed += [event for event in page["data"] if stream.mark_seen(str(event["id"]))]
+            if not page.get("has_more") or not page["data"]:
+                break
+            after = page["data"][-1]["id"]
+        for event in sorted(missed, key=lambda event: str(event["id"])):
+            self.show_event(event)
+
+    @property
+    def _job_path(self) -> str:
+        return f"/v1/fine_tuning/jobs/{path_segment(self.job_id)}"
+
+    def replay_history(self) -> None:
+        """A paused job's stream would wait for it forever: show its recorded events instead."""
+        page = self.state.client().get(f"{self._job_path}/events", {"limit": 1000})
+        for event in reversed(page["data"]):
+            self.show_event(event)
 
     def _paused(self) -> bool:
         """The stream stays open while a job is paused, so the status is polled now and then."""
@@ -200,7 +235,7 @@ class _Watch:
             return False
         self.last_poll = time.monotonic()
         try:
-            job = self.state.client().get(f"/v1/fine_tuning/jobs/{path_segment(self.job_id)}")
+            job = self.state.client().get(self._job_path)
         except ConnectionFailed:
             return False  # the stream notices a lost server on its own and reconnects
         self.view.status = job["status"]
@@ -208,9 +243,7 @@ class _Watch:
 
     def _retrying(self, attempt: int, delay: float, reason: str) -> None:
         self.view.notice = f"connection lost ({reason}); reconnecting in {delay:.1f}s (attempt {attempt})"
-        if self.live is not None:
-            self.live.update(render(self.view))
-        else:
+        if self.live is None:
             self.state.err.print(escape(self.view.notice))
 
 
@@ -223,26 +256,19 @@ def watch_job(state: CliState, job_id: str, *, max_retries: int = 20, live: bool
     watcher = _Watch(state, view, job["id"], max_retries)
     use_live = (state.out.is_terminal if live is None else live) and not state.json
     if job["status"] == "paused":
-        _replay_history(watcher, job_path)
+        watcher.replay_history()
         status = "paused"
     elif use_live:
-        with Live(render(view), console=state.out, refresh_per_second=4) as watcher.live:
+        # Rendered afresh at each refresh, so the ETA counts down between events too.
+        with Live(console=state.out, refresh_per_second=4, get_renderable=watcher.render_view) as watcher.live:
             status = watcher.run()
             view.status = status
-            watcher.live.update(render(view))
     else:
         status = watcher.run()
     final = client.get(job_path)
     view.status = final["status"] if status != "paused" else status
     _report(state, view, final, live_shown=use_live)
     return exit_code_for(view.status)
-
-
-def _replay_history(watcher: _Watch, job_path: str) -> None:
-    """A paused job's stream would wait for it forever: show its recorded events instead."""
-    page = watcher.state.client().get(f"{job_path}/events", {"limit": 1000})
-    for event in reversed(page["data"]):
-        watcher.show_event(event)
 
 
 def _report(state: CliState, view: WatchState, job: dict[str, Any], *, live_shown: bool) -> None:

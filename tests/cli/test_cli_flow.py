@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,6 +26,18 @@ def _explain(watched: list[str], recorded: list[str]) -> str:
     return f"missing (index in record, id): {missing}; unknown: {extra}; watched {watched}; recorded {recorded}"
 
 
+def _search_works(cli: Cli, file_id: str) -> None:
+    """Semantic search over a file, once the CPU worker has indexed it."""
+    deadline = time.monotonic() + 120
+    while cli.json("files", "show", file_id)["index_status"] != "indexed":
+        assert time.monotonic() < deadline, "the file was never indexed"
+        time.sleep(1)
+    found = cli.json("files", "search", file_id, "What is 4 plus 5?", "--limit", "3")
+    assert len(found["data"]) == 3 and all(1 <= hit["line"] <= 20 for hit in found["data"])
+    human = cli("files", "search", file_id, "What is 4 plus 5?", "--limit", "3")
+    assert human.exit_code == 0 and "LINE" in human.stdout and "SCORE" in human.stdout and "plus" in human.stdout
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -44,6 +57,7 @@ async def test_estimate_create_watch_download(  # type: ignore[no-untyped-def]
     assert (resolved["n_epochs"], resolved["batch_size"], resolved["lora_r"], resolved["lora_alpha"]) == (2, 4, 4, 8)
     assert cli.json("jobs", "list")["data"] == []
     files = {file["filename"]: file["id"] for file in cli.json("files", "list")["data"]}
+    _search_works(cli, files["train.jsonl"])
     human = cli(*common, "--train", files["train.jsonl"], "--estimate")
     assert human.exit_code == 0 and "Resolved hyperparameters" in human.stdout and "estimated time" in human.stdout
 
@@ -77,6 +91,8 @@ async def test_estimate_create_watch_download(  # type: ignore[no-untyped-def]
     total = estimate["total_steps"]
     assert f"step {total}/{total}" in plain.stdout and "100%" in plain.stdout and "succeeded" in plain.stdout
     assert any(block in plain.stdout for block in "▁▂▃▄▅▆▇█")
+    live = cli("jobs", "watch", job["id"], "--live")  # not a terminal: the live view is printed once, at the end
+    assert live.exit_code == 0 and live.stdout.count(f"step {total}/{total}") == 1 and "Job " in live.stdout
     model = final["fine_tuned_model"]
     assert model.startswith(f"ft:{tiny_model}:") and f"Fine-tuned model: {model}" in plain.stdout
 
