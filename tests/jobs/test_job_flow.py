@@ -27,7 +27,7 @@ def wait_for(client: OpenAI, job_id: str, statuses: set[str], timeout: float = 4
 
 @pytest.mark.slow
 async def test_supervised_lora_job_end_to_end(
-    user_api, cpu_worker, gpu_worker, tiny_model, make_user, settings
+    user_api, cpu_worker, gpu_worker, tiny_model, make_user, settings, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("trainer@example.com")
     client = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
@@ -97,3 +97,66 @@ async def test_supervised_lora_job_end_to_end(
     assert any(entry["path"].endswith(".safetensors") for entry in listing["data"])
     info = client.models.retrieve(finished.fine_tuned_model)
     assert info.id == finished.fine_tuned_model
+    assert_merged_model_generates(user_api, user.headers, finished.fine_tuned_model, tmp_path)
+
+
+def assert_merged_model_generates(user_api: str, headers: dict[str, str], model: str, directory) -> None:  # type: ignore[no-untyped-def]
+    """Download the merged weights as a tar stream and generate with them."""
+    import tarfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    archive = directory / "merged.tar"
+    with httpx.stream(
+        "GET", f"{user_api}/v1/models/{model}/download", params={"kind": "merged"}, headers=headers, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        with archive.open("wb") as sink:
+            for chunk in response.iter_bytes():
+                sink.write(chunk)
+    with tarfile.open(archive) as tar:
+        tar.extractall(directory, filter="data")
+    root = next(path.parent for path in directory.rglob("config.json"))
+    tokenizer = AutoTokenizer.from_pretrained(root)
+    loaded = AutoModelForCausalLM.from_pretrained(root)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What color is the cat number 1?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    output = loaded.generate(**prompt, max_new_tokens=8, do_sample=False)
+    assert output.shape[1] > prompt["input_ids"].shape[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dpo", "full"])
+async def test_dpo_and_full_fine_tune_end_to_end(
+    kind, user_api, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.jobs.datasets import preference_lines
+
+    user = await make_user(f"{kind}@example.com")
+    client = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
+    lines = preference_lines(16) if kind == "dpo" else chat_lines(16)
+    training = client.files.create(file=("train.jsonl", jsonl(lines)), purpose="fine-tune")
+    if kind == "dpo":
+        method = {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1, "batch_size": 4, "beta": 0.1}}}
+    else:
+        method = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "fine_tune_type": "full"}}}
+    job = client.fine_tuning.jobs.create(model=tiny_model, training_file=training.id, extra_body={"method": method})
+    finished = wait_for(client, job.id, TERMINAL)
+    assert finished.status == "succeeded", finished.error
+    assert finished.method.type == kind.replace("full", "supervised")
+
+    from sqlalchemy import select
+
+    from app.finetuned.tables import FineTunedModel
+
+    async with sessionmaker() as session:
+        row = await session.scalar(select(FineTunedModel).where(FineTunedModel.job_id == job.id))
+    assert row is not None and row.adapter_path
+    if kind == "full":
+        assert row.adapter_path.endswith("/model") and row.merged_path is None
+    else:
+        assert row.adapter_path.endswith("/adapter")
