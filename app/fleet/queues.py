@@ -8,15 +8,13 @@ the oldest message first. Messages are JSON with a base64 JSON body `[args, kwar
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from app.core.celery_app import CPU_QUEUE, GPU_QUEUE
-from app.jobs.queue_state import queue_keys
+from app.jobs.queue_state import message_task_and_args, queue_keys
 
 QUEUES = (GPU_QUEUE, CPU_QUEUE)
 
@@ -36,14 +34,7 @@ def priority_of_key(queue: str, key: str) -> int:
 
 def decode(key: str, queue: str, raw: bytes | str) -> WaitingMessage:
     """Never raises: a message this code cannot read still counts, with no task name."""
-    task, args = None, []
-    try:
-        message = json.loads(raw)
-        task = message.get("headers", {}).get("task")
-        body = json.loads(base64.b64decode(message["body"]))
-        args = list(body[0]) if isinstance(body, list) and body else []
-    except (ValueError, KeyError, TypeError, AttributeError):
-        pass
+    task, args = message_task_and_args(raw)
     return WaitingMessage(key=key, raw=raw, task=task, args=args, priority=priority_of_key(queue, key))
 
 

@@ -19,16 +19,26 @@ def queue_keys(queue: str) -> list[str]:
     return [queue] + [f"{queue}{PRIORITY_SEPARATOR}{step}" for step in range(1, 10)]
 
 
-def _job_id_of(raw: bytes | str) -> str | None:
+def message_task_and_args(raw: bytes | str) -> tuple[str | None, list[Any]]:
+    """The task name and positional args of a stored Celery message; (None, []) if unreadable.
+
+    Queued messages are JSON with a base64 JSON body `[args, kwargs, embed]`; entries of the
+    `unacked` hash wrap the message as `[message, exchange, routing_key]`.
+    """
     try:
-        message: dict[str, Any] = json.loads(raw)
-        if isinstance(message, list):  # unacked entries are [message, exchange, routing_key]
+        message = json.loads(raw)
+        if isinstance(message, list):
             message = message[0]
+        task = message.get("headers", {}).get("task")
         body = json.loads(base64.b64decode(message["body"]))
-        args = body[0] if isinstance(body, list) else []
-        return str(args[0]) if args else None
-    except (ValueError, KeyError, TypeError, IndexError):
-        return None
+        return task, list(body[0]) if isinstance(body, list) and body else []
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None, []
+
+
+def _job_id_of(raw: bytes | str) -> str | None:
+    _, args = message_task_and_args(raw)
+    return str(args[0]) if args else None
 
 
 async def job_ids_in_broker(redis: aioredis.Redis) -> set[str]:
@@ -42,10 +52,3 @@ async def job_ids_in_broker(redis: aioredis.Redis) -> set[str]:
         if (job_id := _job_id_of(raw)) is not None:
             found.add(job_id)
     return found
-
-
-async def queue_lengths(redis: aioredis.Redis) -> dict[str, int]:
-    lengths = {}
-    for queue in (GPU_QUEUE, CPU_QUEUE):
-        lengths[queue] = sum([await redis.llen(key) for key in queue_keys(queue)])
-    return lengths

@@ -171,7 +171,7 @@ async def list_visible(
     return await fetch_page(session, query, Job.id, after=after, limit=limit)
 
 
-async def _transition(
+async def transition(
     resources: Resources,
     session: AsyncSession,
     job: Job,
@@ -199,18 +199,18 @@ async def cancel(resources: Resources, session: AsyncSession, principal: Princip
         raise Conflict(f"Job '{job_id}' has already {job.status}; it cannot be cancelled.", param="fine_tuning_job_id")
     if job.status == "running":
         # The worker turns this into SIGTERM; the trainer saves a checkpoint and the job ends cancelled.
-        return await _transition(resources, session, job, {"cancel_requested": True}, ("running",),
+        return await transition(resources, session, job, {"cancel_requested": True}, ("running",),
                                  "Cancellation requested")  # fmt: skip
     values = {"status": "cancelled", "cancel_requested": True, "finished_at": utcnow()}
-    return await _transition(resources, session, job, values, ("validating_files", "queued", "paused"), "Job cancelled")
+    return await transition(resources, session, job, values, ("validating_files", "queued", "paused"), "Job cancelled")
 
 
 async def pause(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
     job = await get(session, resources.authorizer, principal, job_id, "pause")
     if job.status == "running":
-        return await _transition(resources, session, job, {"pause_requested": True}, ("running",), "Pause requested")
+        return await transition(resources, session, job, {"pause_requested": True}, ("running",), "Pause requested")
     if job.status == "queued":
-        return await _transition(resources, session, job, {"status": "paused"}, ("queued",), "Job paused")
+        return await transition(resources, session, job, {"status": "paused"}, ("queued",), "Job paused")
     raise Conflict(f"Job '{job_id}' is {job.status}; only a queued or running job can be paused.",
                    param="fine_tuning_job_id")  # fmt: skip
 
@@ -220,7 +220,7 @@ async def resume(resources: Resources, session: AsyncSession, principal: Princip
     if job.status != "paused":
         raise Conflict(f"Job '{job_id}' is {job.status}; only a paused job can be resumed.", param="fine_tuning_job_id")
     values = {"status": "queued", "pause_requested": False, "enqueued_at": utcnow()}
-    job = await _transition(
+    job = await transition(
         resources, session, job, values, ("paused",), "Job resumed; continuing from the latest checkpoint"
     )
     enqueue(session, resources.sessionmaker, TASK_RUN_FINETUNE, [job.id], priority=job.priority)

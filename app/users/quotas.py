@@ -91,10 +91,13 @@ async def check_concurrent_jobs(session: AsyncSession, principal: Principal) -> 
 async def check_storage(session: AsyncSession, principal: Principal, extra_bytes: int) -> None:
     for scope in await _scopes(session, principal):
         limit = scope.quota.storage_bytes
-        if limit is not None and await storage_used(session, scope) + extra_bytes > limit:
+        if limit is None:
+            continue
+        used = await storage_used(session, scope) + await model_storage_used(session, scope)
+        if used + extra_bytes > limit:
             raise QuotaExceeded(
-                f"Quota storage_bytes exceeded: the {scope.name} may store {limit} bytes of files; "
-                "delete files you no longer need.",
+                f"Quota storage_bytes exceeded: the {scope.name} may store {limit} bytes of files and models; "
+                "delete files or models you no longer need.",
                 code="storage_bytes",
             )
 

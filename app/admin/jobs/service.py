@@ -71,7 +71,7 @@ async def retry(resources: Resources, session: AsyncSession, job_id: str) -> Job
         "lease_until": None,
         "enqueued_at": utcnow(),
     }
-    job = await jobs._transition(resources, session, job, values, ("failed",), await _retry_message(session, job))
+    job = await jobs.transition(resources, session, job, values, ("failed",), await _retry_message(session, job))
     if validated:
         enqueue(session, resources.sessionmaker, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
     else:  # it failed validating its files: validate again, which then queues it
@@ -95,7 +95,7 @@ async def set_priority(resources: Resources, session: AsyncSession, job_id: str,
     if job.priority == priority:
         return job
     message = f"Priority changed from {job.priority} to {priority} by an administrator"
-    job = await jobs._transition(resources, session, job, {"priority": priority}, (job.status,), message)
+    job = await jobs.transition(resources, session, job, {"priority": priority}, (job.status,), message)
     if job.status == "queued":
         await _requeue_with_priority(resources, session, job)
     return job
