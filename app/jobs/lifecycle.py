@@ -12,6 +12,10 @@ from app.core.database import utcnow
 from app.jobs.tables import Job
 
 
+def attempt_limit(job: Job, max_job_attempts: int) -> int:
+    return job.attempts_allowed or max_job_attempts
+
+
 async def claim(session: AsyncSession, job_id: str, worker: str, lease_seconds: int) -> int | None:
     """Take a queued job: one UPDATE bumps `attempt` and sets the lease. None if someone else has it."""
     now = utcnow()

@@ -129,14 +129,14 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
     async with context.sessionmaker() as session:
         job = await session.get(Job, job_id)
         assert job is not None
-        if attempt > settings.max_job_attempts:
+        if attempt > lifecycle.attempt_limit(job, settings.max_job_attempts):
             await _fail(
                 context,
                 session,
                 job,
                 attempt,
                 "max_attempts_exceeded",
-                f"The job did not finish after {settings.max_job_attempts} attempts.",
+                f"The job did not finish after {attempt - 1} attempts.",
             )
             return "failed"
         entry = await session.get(CatalogEntry, job.model)
@@ -365,7 +365,7 @@ async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: i
     """The trainer died without saying why (killed, crashed): try again from the last checkpoint."""
     job = state.job
     async with context.sessionmaker() as session:
-        if state.attempt >= context.settings.max_job_attempts:
+        if state.attempt >= lifecycle.attempt_limit(job, context.settings.max_job_attempts):
             await _fail(
                 context,
                 session,

@@ -30,6 +30,8 @@ class Job(Base):
     # validating_files | queued | running | succeeded | failed | cancelled | paused
     status: Mapped[str] = mapped_column(String(24), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # The last attempt that may run; null means MAX_JOB_ATTEMPTS. An admin retry raises it.
+    attempts_allowed: Mapped[int | None] = mapped_column(Integer, default=None)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -208,7 +208,7 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
     )
     async with context.sessionmaker() as session:
         for job in await lifecycle.expired_leases(session):
-            if job.attempt >= settings.max_job_attempts:
+            if job.attempt >= lifecycle.attempt_limit(job, settings.max_job_attempts):
                 job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
                 job.error = {
                     "code": "max_attempts_exceeded",

@@ -56,11 +56,6 @@ async def retry(resources: Resources, session: AsyncSession, job_id: str) -> Job
     job = await get(session, job_id)
     if job.status != "failed":
         raise Conflict(f"Job '{job_id}' is {job.status}; only a failed job can be retried.", param="job_id")
-    limit = resources.settings.max_job_attempts
-    if job.attempt >= limit:
-        # The worker fails a job whose claim goes past MAX_JOB_ATTEMPTS, so this retry could never run.
-        raise Conflict(f"Job '{job_id}' has used all {limit} attempts (MAX_JOB_ATTEMPTS); a retry would fail at once.",
-                       param="job_id", code="max_attempts_exceeded")  # fmt: skip
     validated = job.resolved_hyperparameters is not None
     values = {
         "status": "queued" if validated else "validating_files",
@@ -70,6 +65,8 @@ async def retry(resources: Resources, session: AsyncSession, job_id: str) -> Job
         "pause_requested": False,
         "lease_until": None,
         "enqueued_at": utcnow(),
+        # A retry gets a fresh budget of attempts on top of those already spent (attempts keep fencing).
+        "attempts_allowed": job.attempt + resources.settings.max_job_attempts,
     }
     job = await jobs.transition(resources, session, job, values, ("failed",), await _retry_message(session, job))
     if validated:
