@@ -13,6 +13,9 @@ class PlatformError(Exception):
     status_code = 400
     type = "invalid_request_error"
     code: str | None = None
+    # Sent as `x-should-retry`, which the official SDKs obey; None leaves it to their own rule,
+    # which retries every 409 and 429: pointless for a state conflict or a spent quota.
+    retry: bool | None = None
 
     def __init__(
         self,
@@ -29,7 +32,9 @@ class PlatformError(Exception):
         if code is not None:
             self.code = code
         self.details = details
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        if self.retry is not None:
+            self.headers.setdefault("x-should-retry", "true" if self.retry else "false")
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
@@ -62,6 +67,7 @@ class NotFound(PlatformError):
 class Conflict(PlatformError):
     status_code = 409
     code = "invalid_state"
+    retry = False
 
 
 class PayloadTooLarge(PlatformError):
@@ -73,6 +79,7 @@ class QuotaExceeded(PlatformError):
     status_code = 429
     type = "insufficient_quota"
     code = "quota_exceeded"
+    retry = False
 
 
 class ServiceUnavailable(PlatformError):

@@ -61,7 +61,7 @@ async def _claim(redis: aioredis.Redis, name: str, body_fingerprint: str) -> Any
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             param="Idempotency-Key",
             code="idempotency_key_in_use",
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": "1", "x-should-retry": "true"},
         )
     return record["response"]
 

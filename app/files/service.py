@@ -208,8 +208,10 @@ async def search(
 
     row = await get(session, authorizer, principal, file_id)
     if row.index_status != "indexed":
+        pending = row.index_status in ("pending", "indexing")
         raise Conflict(f"File '{file_id}' is not indexed yet (index status '{row.index_status}'); retry shortly.",
-                       param="file_id", code="file_not_indexed")  # fmt: skip
+                       param="file_id", code="file_not_indexed",
+                       headers={"x-should-retry": "true", "Retry-After": "2"} if pending else None)  # fmt: skip
     try:
         hits = await anyio.to_thread.run_sync(_search_on_worker, row, query, limit)
     except TimeoutError:
