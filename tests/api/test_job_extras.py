@@ -53,7 +53,9 @@ async def test_idempotency_key_returns_the_first_response(user_api, tiny_model, 
     with pytest.raises(openai.NotFoundError):
         client.fine_tuning.jobs.create(model=tiny_model, training_file="file-000000000000missing",
                                        extra_headers={"Idempotency-Key": "create-run-3"})  # fmt: skip
-    retried = client.fine_tuning.jobs.create(model=tiny_model, training_file=training, extra_headers={"Idempotency-Key": "create-run-3"})  # fmt: skip
+    retried = client.fine_tuning.jobs.create(
+        model=tiny_model, training_file=training, extra_headers={"Idempotency-Key": "create-run-3"}
+    )
     assert retried.training_file == training
 
 
@@ -74,6 +76,8 @@ async def test_concurrent_retries_with_one_key_create_one_job(
     created = {r.json()["id"] for r in responses if r.status_code == 200}
     refused = [r.json()["error"]["code"] for r in responses if r.status_code != 200]
     assert len(created) == 1 and set(refused) <= {"idempotency_key_in_use"}, (created, refused)
+    # The SDKs retry an in-use key by themselves: the server tells them to.
+    assert all(r.headers["x-should-retry"] == "true" for r in responses if r.status_code != 200)
     assert await _job_count(sessionmaker) == 1
 
 
@@ -86,9 +90,10 @@ async def test_estimate_counts_real_tokens_and_resolves_hyperparameters(  # type
     training_bytes = jsonl(chat_lines(12))
     training = await seed.file(user, training_bytes)
     validation = await seed.file(user, jsonl(chat_lines(4, offset=40)))
+    hyperparameters = {"n_epochs": 2, "batch_size": 4, "lora_r": 4}
     body = {
         "model": tiny_model, "training_file": training, "validation_file": validation,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 4, "lora_r": 4}}},
+        "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
     }  # fmt: skip
     response = httpx.post(f"{user_api}/v1/fine_tuning/jobs/estimate", json=body, headers=user.headers, timeout=150)
     assert response.status_code == 200, response.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -151,6 +152,36 @@ async def test_sdk_error_classes(user_api, tiny_model, make_user, seed, sessionm
         client.fine_tuning.jobs.create(model=tiny_model, training_file=training)
     assert over_quota.value.status_code == 429 and over_quota.value.code == "max_concurrent_jobs"
     assert over_quota.value.type == "insufficient_quota"
+
+    # With the SDK's default retries, neither a state conflict nor a spent quota is sent again.
+    sent: list[httpx.Request] = []
+    patient = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=2,
+                     http_client=httpx.Client(event_hooks={"request": [sent.append]}))  # fmt: skip
+    with pytest.raises(openai.ConflictError):
+        patient.fine_tuning.jobs.cancel(job.id)
+    with pytest.raises(openai.RateLimitError):
+        patient.fine_tuning.jobs.create(model=tiny_model, training_file=training)
+    assert len(sent) == 2
+
+
+async def test_sdk_models_list_retrieve_delete(user_api, tiny_model, make_user, seed) -> None:  # type: ignore[no-untyped-def]
+    user = await make_user("models@acme.example.com")
+    client = sdk(user_api, user.key)
+    job = await seed.job(user, tiny_model, await seed.file(user), status="succeeded")
+    tuned = await seed.model(user, job, tiny_model)
+    listed = {model.id: model for model in client.models.list()}
+    assert set(listed) == {tiny_model, tuned}
+    assert listed[tuned].owned_by == user.organization_id and listed[tiny_model].object == "model"
+    assert client.models.retrieve(tuned).id == tuned
+    assert client.models.retrieve(tiny_model).owned_by == "system"
+    deleted = client.models.delete(tuned)
+    assert deleted.deleted is True and deleted.id == tuned
+    assert {model.id for model in client.models.list()} == {tiny_model}
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.models.retrieve(tuned)
+    assert gone.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        client.models.delete(tiny_model)  # base models are the catalog's, not the caller's
 
 
 async def test_sdk_upload_over_the_limit_is_413_and_stores_nothing(  # type: ignore[no-untyped-def]
