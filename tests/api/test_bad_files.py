@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.files.tables import File
+from app.users.tables import Quota
 from tests.api.conftest import STRICT_UPLOAD_BYTES, listing, sdk
 from tests.files.corpus import BadFile, bad_file_corpus, good_chat_file
 
@@ -157,3 +158,19 @@ async def test_streamed_upload_without_length_is_cut_off_at_the_limit(  # type: 
     assert response.json()["error"]["code"] == "file_too_large"
     assert listing(settings.datasets_path) == before
     assert await _stored_files(sessionmaker) == 0
+
+
+async def test_upload_over_the_storage_quota_is_429_and_stores_nothing(  # type: ignore[no-untyped-def]
+    uploader, settings, sessionmaker
+) -> None:
+    user, client = uploader
+    async with sessionmaker() as session:
+        session.add(Quota(user_id=user.id, storage_bytes=len(GOOD) + 10))
+        await session.commit()
+    client.files.create(file=("first.jsonl", GOOD), purpose="fine-tune")  # fits
+    before = listing(settings.datasets_path)
+    with pytest.raises(openai.RateLimitError) as over:
+        client.files.create(file=("second.jsonl", GOOD), purpose="fine-tune")
+    assert over.value.code == "storage_bytes"
+    assert listing(settings.datasets_path) == before
+    assert await _stored_files(sessionmaker) == 1

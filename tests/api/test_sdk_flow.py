@@ -13,10 +13,11 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from app.core.database import utcnow
 from app.files.tables import File
-from app.users.tables import Quota
+from app.users.tables import ApiKey, Quota, User
 from tests.api.conftest import STRICT_UPLOAD_BYTES, listing, sdk
 from tests.jobs.datasets import chat_lines, jsonl
 
@@ -203,3 +204,27 @@ async def test_sdk_upload_over_the_limit_is_413_and_stores_nothing(  # type: ign
     # Just under the limit is accepted by the same process.
     fits = line * (STRICT_UPLOAD_BYTES // len(line) - 8)
     assert client.files.create(file=("fits.jsonl", fits), purpose="fine-tune").bytes == len(fits)
+
+
+async def test_sdk_authentication_errors(user_api, make_user, sessionmaker) -> None:  # type: ignore[no-untyped-def]
+    revoked, expired, disabled = [await make_user(f"{name}@acme.example.com") for name in ("rev", "exp", "dis")]
+    async with sessionmaker() as session:
+        now = utcnow()
+        await session.execute(update(ApiKey).where(ApiKey.user_id == revoked.id).values(revoked_at=now))
+        await session.execute(update(ApiKey).where(ApiKey.user_id == expired.id).values(expires_at=now))
+        await session.execute(update(User).where(User.id == disabled.id).values(disabled=True))
+        await session.commit()
+    answers = {}
+    without_key = sdk(user_api, "unused").with_options(default_headers={"Authorization": ""})
+    clients = {"missing": without_key, "malformed": sdk(user_api, "not-a-platform-key"),
+               "unknown": sdk(user_api, "sk-ft-" + "x" * 43), "revoked": sdk(user_api, revoked.key),
+               "expired": sdk(user_api, expired.key), "disabled": sdk(user_api, disabled.key)}  # fmt: skip
+    for name, client in clients.items():
+        try:
+            client.files.list()
+        except openai.AuthenticationError as error:
+            answers[name] = error.code
+    assert answers == {
+        "missing": "invalid_api_key", "malformed": "invalid_api_key", "unknown": "invalid_api_key",
+        "revoked": "revoked_api_key", "expired": "expired_api_key", "disabled": "account_disabled",
+    }  # fmt: skip
