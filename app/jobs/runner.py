@@ -35,6 +35,7 @@ from app.jobs import events, lifecycle, tracking
 from app.jobs.results import finish_success
 from app.jobs.tables import Checkpoint, Job
 from app.training.config import Hyperparameters, TrainingConfig
+from app.training.process import set_parent_death_signal
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,8 @@ async def _supervise(context: WorkerContext, state: RunState, config_path: Path)
             stderr=log,
             stdin=asyncio.subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # torchrun too must die with this worker, or a re-queued attempt would race a zombie.
+            preexec_fn=set_parent_death_signal,
         )
         assert process.stdout is not None
         reader = asyncio.create_task(_relay(context, state, process.stdout))
