@@ -139,6 +139,13 @@ def show_job(state: CliState, job: dict[str, Any]) -> None:
     state.out.print(details(sorted(hyperparameters.items()), title="hyperparameters"))
 
 
+def metrics_text(metrics: dict[str, Any]) -> str:
+    """`train_loss=6.751 train_mean_token_accuracy=0.1364`: four significant digits, the step left out."""
+    shown = [f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+             for key, value in metrics.items() if key != "step"]  # fmt: skip
+    return " ".join(shown)
+
+
 def _progress_text(progress: dict[str, Any]) -> str | None:
     step, total = progress.get("step"), progress.get("total_steps")
     if step is None and total is None:
@@ -181,6 +188,9 @@ def create(
     ] = None,
     estimate: Annotated[bool, typer.Option("--estimate", help="Only print the estimate, create nothing.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the job live after creating it.")] = False,
+    live: Annotated[
+        bool | None, typer.Option("--live/--plain", help="With --watch: live view or a line per event.")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a fine-tuning job (local files are uploaded first); --estimate prints cost and time only."""
@@ -216,7 +226,7 @@ def create(
         return
     job = client.post(JOBS, body)
     if watch:
-        raise typer.Exit(watch_job(state, job["id"]))
+        raise typer.Exit(watch_job(state, job["id"], live=live))
     if state.json:
         emit_json(job)
         return
@@ -325,7 +335,7 @@ def list_checkpoints(
     if state.json:
         emit_json(page)
         return
-    rows = [[checkpoint["id"], checkpoint.get("step_number"), checkpoint.get("metrics"),
+    rows = [[checkpoint["id"], checkpoint.get("step_number"), metrics_text(checkpoint.get("metrics") or {}),
              timestamp(checkpoint.get("created_at"))] for checkpoint in page["data"]]  # fmt: skip
     state.out.print(table(["ID", "STEP", "METRICS", "CREATED"], rows))
 

@@ -35,7 +35,7 @@ def text(value: Any) -> str:
     if value is None or value == "" or value == [] or value == {}:
         return EMPTY
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return "true" if value else "false"  # as in JSON, which is how values are given (--hp packing=false)
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (dict, list)):
@@ -99,11 +99,11 @@ def details(pairs: Iterable[tuple[str, Any]], title: str | None = None) -> Table
 def show_error(console: Console, error: CliError) -> None:
     """The API's message and `param`, the per-line report of a rejected file, and a hint."""
     if isinstance(error, ApiError):
+        lines = error.line_errors()
         label = f"HTTP {error.status_code}" + (f", {error.code}" if error.code else "")
-        console.print(f"[bold red]Error[/] ({escape(label)}): {escape(error.message)}")
+        console.print(f"[bold red]Error[/] ({escape(label)}): {escape(_summary(error.message, lines))}")
         if error.param:
             console.print(f"  param: {escape(str(error.param))}")
-        lines = error.line_errors()
         if lines:
             console.print(line_errors_table(lines))
             listed = _reported_count(error)
@@ -114,6 +114,15 @@ def show_error(console: Console, error: CliError) -> None:
     hint = error.hint or _hint_for(error)
     if hint:
         console.print(f"  hint: {escape(hint)}")
+
+
+def _summary(message: str, lines: list[dict[str, Any]]) -> str:
+    """The API's message without the inline list of bad lines that the table below shows in full."""
+    if lines:
+        head, found, _ = message.partition(f" line {lines[0].get('line')}:")
+        if found and head.strip():
+            return head.strip()
+    return message
 
 
 def line_errors_table(lines: list[dict[str, Any]]) -> Table:

@@ -277,6 +277,8 @@ def _report(state: CliState, view: WatchState, job: dict[str, Any], *, live_show
         return
     if not live_shown:
         state.out.print(render(view))
+    elif not state.out.is_terminal:
+        state.out.line()  # off a terminal the live view's single render ends without a line break
     style = STATUS_STYLES.get(view.status, "white")
     state.out.print(f"Job {job['id']} [{style}]{view.status}[/].")
     if job.get("error"):

@@ -79,6 +79,8 @@ def test_rejected_upload_prints_every_bad_line(cli: Cli, write_jsonl) -> None:  
     human = cli("files", "upload", str(path))
     assert human.exit_code == 4
     assert "param: file" in human.stderr and "Problems found" in human.stderr
+    headline = next(line for line in human.stderr.splitlines() if line.startswith("Error"))
+    assert headline.endswith("3 problem(s).")  # the inline list of the API's message gives way to the table
     table_rows = [line for line in human.stderr.splitlines() if line.startswith("│")]
     for entry in reported:
         assert any(f"│ {entry['line']} " in row and entry["code"] in row for row in table_rows), (entry, human.stderr)
