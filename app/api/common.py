@@ -36,12 +36,26 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
+# What PostgreSQL refuses in a value the request carried (a NUL or an unpaired surrogate in text, a number
+# out of range): the client's mistake, so 400. Checked before UNAVAILABLE_ERRORS, whose DBAPIError covers it.
+REFUSED_VALUE_ERRORS: tuple[type[BaseException], ...] = (sa_exc.DataError,)
 try:
     import asyncpg
 
     UNAVAILABLE_ERRORS += (asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError)
+    # asyncpg's server-side class-22 errors, and its client-side encoding errors (which are ValueErrors).
+    REFUSED_VALUE_ERRORS += (asyncpg.exceptions.DataError, ValueError)
 except ImportError:  # pragma: no cover - asyncpg is a base dependency
     pass
+
+
+def refused_value(error: BaseException) -> bool:
+    """The database refused a value of the request (the driver's error is the cause of SQLAlchemy's)."""
+    if isinstance(error, sa_exc.DataError):
+        return True
+    if not isinstance(error, sa_exc.DBAPIError) or error.orig is None:
+        return False
+    return isinstance(error.orig.__cause__ or error.orig, REFUSED_VALUE_ERRORS)
 
 
 def error_response(error: PlatformError) -> JSONResponse:
@@ -67,12 +81,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        wrapped = PlatformError(str(error.detail), code="not_found" if error.status_code == 404 else None)
+        # The headers carry meaning (a 405's Allow, a 401's WWW-Authenticate): keep them.
+        wrapped = PlatformError(str(error.detail), code="not_found" if error.status_code == 404 else None,
+                                headers=dict(error.headers or {}))  # fmt: skip
         wrapped.status_code = error.status_code
         return error_response(wrapped)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        if refused_value(error):
+            logger.info("the database refused a value of %s %s: %s", request.method, request.url.path, error)
+            return error_response(PlatformError(
+                "A value in this request cannot be stored: text with NUL or unpaired surrogate characters, "
+                "or a number out of range.", code="invalid_value"))  # fmt: skip
         if isinstance(error, UNAVAILABLE_ERRORS):
             logger.warning("dependency unavailable: %s: %s", type(error).__name__, error)
             return error_response(ServiceUnavailable("A platform dependency is unavailable; retry shortly."))
