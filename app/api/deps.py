@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Authorizer, Principal
@@ -46,9 +47,15 @@ def get_authorizer(resources: ResourcesDep) -> Authorizer:
 AuthzDep = Annotated[Authorizer, Depends(get_authorizer)]
 
 
+# Declares the scheme in both OpenAPI documents (clients and fuzzers learn that every operation needs a key);
+# `authenticate` reads the raw header itself, so a malformed one gets its own message rather than FastAPI's.
+bearer_scheme = HTTPBearer(auto_error=False, description="A platform API key: `Authorization: Bearer sk-ft-...`")
+
+
 async def get_principal(
     request: Request,
     resources: ResourcesDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     # Authentication uses its own short transaction so last_used_at is kept even when the request fails.
