@@ -63,9 +63,15 @@ class FineTunedModelObject(BaseModel):
         )  # fmt: skip
 
 
+# MLflow keeps version numbers in an SQL integer column (32-bit on PostgreSQL). A number past the
+# backend's range made the MLflow server fail, and its client retried that for minutes while the
+# admin request waited (found by fuzzing: a 31-digit version held the request over 3 minutes).
+MAX_REGISTRY_VERSION = 2**31 - 1
+
+
 class AliasSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_REGISTRY_VERSION)
 
 
 def registry_link(row: FineTunedModel, described: dict[str, Any] | None, error: str | None) -> RegistryLink:
