@@ -29,6 +29,12 @@ OOM_ADVICE = (
     "CUDA ran out of memory. Lower batch_size (raise gradient_accumulation_steps to keep the "
     "effective batch), lower max_seq_length, keep gradient_checkpointing on, or use quantization 'qlora'"
 )
+HOST_OOM_ADVICE = (
+    "The worker's host memory could not hold the model or a batch ({detail}). Choose a smaller base model, "
+    "lower batch_size or max_seq_length, or use quantization 'qlora'"
+)
+# torch's CPU allocator says so in a plain RuntimeError (CUDA's has torch.OutOfMemoryError).
+HOST_OOM_MARKER = "DefaultCPUAllocator: can't allocate memory"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,11 +77,20 @@ def _run(config: TrainingConfig, progress: ProgressCallback, events: JsonLinesPr
         code = InvalidConfigError.code if stage == "setup" else TrainingError.code
         _report_error(events, code, f"{type(error).__name__}: {error}")
     except Exception as error:
+        if HOST_OOM_MARKER in str(error):
+            # out_of_memory, not a crash: the worker does not retry it, as the next attempt would need the same.
+            _report_error(events, "out_of_memory", _host_oom_advice(str(error)))
+            return EXIT_ERROR
         logging.getLogger(__name__).exception("training failed")
         _report_error(events, TrainingError.code, f"{type(error).__name__}: {error}")
     finally:
         recipe.cleanup()
     return EXIT_ERROR
+
+
+def _host_oom_advice(error: str) -> str:
+    detail = error.split(HOST_OOM_MARKER, 1)[1].split(". Error code")[0].strip(" :.")
+    return HOST_OOM_ADVICE.format(detail=detail or "an allocation was refused")
 
 
 def _open_events(fd: int) -> JsonLinesProgress:
