@@ -1,18 +1,30 @@
 """Object ids in OpenAI's style whose sort order is creation order.
 
-The first 12 hex digits are milliseconds since the epoch, so ``ORDER BY id``
-is ``ORDER BY created`` and an ``after`` cursor is a plain ``id < :after``.
+The first 12 hex digits are milliseconds since the epoch and the next 3 a
+per-process sequence, so ``ORDER BY id`` is ``ORDER BY created`` (strictly, for ids
+made by one process) and an ``after`` cursor is a plain ``id < :after``.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+
+_lock = threading.Lock()
+_last = (0, 0)  # (milliseconds, sequence) of the newest id this process made
 
 
 def new_id(prefix: str) -> str:
-    millis = time.time_ns() // 1_000_000
-    return f"{prefix}{millis:012x}{secrets.token_hex(6)}"
+    """Strictly increasing within a process, even for ids made in the same millisecond."""
+    global _last
+    with _lock:
+        millis = max(time.time_ns() // 1_000_000, _last[0])
+        sequence = _last[1] + 1 if millis == _last[0] else 0
+        if sequence > 0xFFF:  # 4096 ids in one millisecond: borrow the next millisecond
+            millis, sequence = millis + 1, 0
+        _last = (millis, sequence)
+    return f"{prefix}{millis:012x}{sequence:03x}{secrets.token_hex(5)}"
 
 
 def file_id() -> str:

@@ -166,15 +166,27 @@ async def list_events(
 async def _event_stream(
     request: Request, resources: ResourcesDep, job_id: str, after: str | None
 ) -> AsyncIterator[dict[str, str]]:
-    """Backlog from PostgreSQL, then live events from Redis; subscribed first so nothing falls in between."""
+    """Backlog from PostgreSQL, then live events from Redis; subscribed first so nothing falls in between.
+
+    Events are de-duplicated by id rather than compared with the last one sent: events written by
+    two processes in the same millisecond need not arrive in id order. A last pass over the
+    database before `done` sends anything the live channel missed.
+    """
     pubsub = resources.redis.pubsub()
     await pubsub.subscribe(events.channel(job_id))
-    try:
-        last_id = after
+    sent: set[str] = set()
+
+    async def backlog() -> list[dict[str, str]]:
         async with resources.sessionmaker() as session:
-            for row in await service.events_since(session, job_id, last_id):
-                last_id = row.id
-                yield {"id": row.id, "event": "event", "data": EventObject.of(row).model_dump_json()}
+            rows = await service.events_since(session, job_id, after)
+        fresh = [row for row in rows if row.id not in sent]
+        sent.update(row.id for row in fresh)
+        return [{"id": row.id, "event": "event", "data": EventObject.of(row).model_dump_json()} for row in fresh]
+
+    try:
+        for item in await backlog():
+            yield item
+        async with resources.sessionmaker() as session:
             status = await _status(session, job_id)
         while status not in TERMINAL_STATUSES:
             if await request.is_disconnected():
@@ -188,13 +200,12 @@ async def _event_stream(
             if payload.get("object") == "status":
                 status = payload["status"]
                 continue
-            if last_id is not None and payload["id"] <= last_id:
+            if payload["id"] in sent or (after is not None and payload["id"] <= after):
                 continue
-            last_id = payload["id"]
+            sent.add(payload["id"])
             yield {"id": payload["id"], "event": "event", "data": json.dumps(payload)}
-        async with resources.sessionmaker() as session:
-            for row in await service.events_since(session, job_id, last_id):
-                yield {"id": row.id, "event": "event", "data": EventObject.of(row).model_dump_json()}
+        for item in await backlog():
+            yield item
         yield {"event": "done", "data": json.dumps({"status": status})}
     finally:
         await pubsub.unsubscribe()

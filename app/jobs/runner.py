@@ -340,7 +340,10 @@ async def _conclude(context: WorkerContext, state: RunState, return_code: int, e
     if return_code == EXIT_OK and state.done is not None:
         await finish_success(context, state)
         return "succeeded"
-    if return_code == EXIT_STOPPED and (state.cancel or state.pause):
+    await _refresh_flags(context, state)
+    # A stop request wins whatever the exit code: the trainer may have been signalled before
+    # it could install its handler, and a cancelled job must never be re-queued.
+    if return_code != EXIT_OK and (state.cancel or state.pause):
         status = "cancelled" if state.cancel else "paused"
         values: dict[str, Any] = {"status": status, "lease_until": None}
         if status == "cancelled":
@@ -362,6 +365,15 @@ async def _conclude(context: WorkerContext, state: RunState, return_code: int, e
                 await _fail(context, session, job, state.attempt, code, str(state.error.get("message", "")))
             return "failed"
     return await _retry_or_fail(context, state, return_code)
+
+
+async def _refresh_flags(context: WorkerContext, state: RunState) -> None:
+    """Read cancel/pause once more: the trainer may have ended between two control polls."""
+    async with context.sessionmaker() as session:
+        job = await session.get(Job, state.job.id)
+    if job is not None and job.attempt == state.attempt:
+        state.cancel = state.cancel or job.cancel_requested
+        state.pause = state.pause or job.pause_requested
 
 
 async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: int) -> str:

@@ -118,3 +118,11 @@ async def test_duplicate_delivery_never_runs_a_job_twice(
     assert done.status == "succeeded", done.error
     assert running <= 1
     assert list(await steps_by_attempt(sessionmaker, job_id)) == [1], "one attempt only"
+
+
+async def test_cancel_right_after_the_claim_ends_cancelled(client, gpu_worker, cpu_worker, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """A stop request that reaches the trainer before its signal handler must still end the job cancelled."""
+    job_id = start_long_job(client, tiny_model, examples=16, epochs=2)
+    wait_status(client, job_id, {"running"} | TERMINAL, timeout=120)
+    client.fine_tuning.jobs.cancel(job_id)
+    assert wait_status(client, job_id, TERMINAL, timeout=60).status == "cancelled"
