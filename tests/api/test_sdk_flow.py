@@ -22,7 +22,7 @@ from tests.api.conftest import STRICT_UPLOAD_BYTES, listing, sdk
 from tests.jobs.datasets import chat_lines, jsonl
 
 
-def wait_for_status(client: OpenAI, job_id: str, statuses: set[str], timeout: float = 180) -> object:
+def wait_for_status(client: OpenAI, job_id: str, statuses: set[str], timeout: float = 300) -> object:
     deadline = time.monotonic() + timeout
     while True:
         job = client.fine_tuning.jobs.retrieve(job_id)
