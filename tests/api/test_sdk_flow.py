@@ -228,3 +228,15 @@ async def test_sdk_authentication_errors(user_api, make_user, sessionmaker) -> N
         "missing": "invalid_api_key", "malformed": "invalid_api_key", "unknown": "invalid_api_key",
         "revoked": "revoked_api_key", "expired": "expired_api_key", "disabled": "account_disabled",
     }  # fmt: skip
+
+
+async def test_sdk_pause_and_resume(user_api, tiny_model, make_user, seed) -> None:  # type: ignore[no-untyped-def]
+    user = await make_user("pauser@acme.example.com")
+    client = sdk(user_api, user.key)
+    job = await seed.job(user, tiny_model, await seed.file(user), status="queued")
+    assert client.fine_tuning.jobs.pause(job).status == "paused"
+    with pytest.raises(openai.ConflictError):
+        client.fine_tuning.jobs.pause(job)
+    assert client.fine_tuning.jobs.resume(job).status == "queued"
+    messages = [event.message for event in client.fine_tuning.jobs.list_events(job)]
+    assert messages[:2] == ["Job resumed; continuing from the latest checkpoint", "Job paused"]
