@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.audit.service import record_request
 from app.core.config import Settings, get_settings
@@ -58,6 +59,19 @@ def refused_value(error: BaseException) -> bool:
     return isinstance(error.orig.__cause__ or error.orig, REFUSED_VALUE_ERRORS)
 
 
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path answers to (Starlette names only those of the first route that matched it)."""
+
+    def answers(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(method for method in HTTP_METHODS if answers(method))
+
+
 def error_response(error: PlatformError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
@@ -80,10 +94,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(PlatformError(message, param=param, code="invalid_request"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         # The headers carry meaning (a 405's Allow, a 401's WWW-Authenticate): keep them.
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         wrapped = PlatformError(str(error.detail), code="not_found" if error.status_code == 404 else None,
-                                headers=dict(error.headers or {}))  # fmt: skip
+                                headers=headers)  # fmt: skip
         wrapped.status_code = error.status_code
         return error_response(wrapped)
 
