@@ -39,9 +39,7 @@ def as_table(table: TableLike) -> Table:
     return local_table
 
 
-def attribute_columns(
-    table: Table, overrides: Mapping[str, ColumnElement[Any]] | None = None
-) -> dict[str, Any]:
+def attribute_columns(table: Table, overrides: Mapping[str, ColumnElement[Any]] | None = None) -> dict[str, Any]:
     """Plan variable -> column: `id` and each policy attribute the table has, then the overrides."""
     columns: dict[str, Any] = {}
     if "id" in table.c:

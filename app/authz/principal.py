@@ -33,6 +33,4 @@ class Principal:
         return cls(id=user.id, roles=roles, organization_id=user.organization_id)
 
     def to_cerbos(self) -> CerbosPrincipal:
-        return CerbosPrincipal(
-            id=self.id, roles=set(self.roles), attr={"organization_id": self.organization_id}
-        )
+        return CerbosPrincipal(id=self.id, roles=set(self.roles), attr={"organization_id": self.organization_id})

@@ -46,9 +46,7 @@ class Authorizer:
     def __init__(self, cerbos_url: str, *, timeout_seconds: float = 2.0) -> None:
         self._client = AsyncCerbosClient(cerbos_url, timeout_secs=timeout_seconds)
 
-    async def check(
-        self, principal: Principal, kind: Kind, resource_id: str, attrs: Attributes, action: str
-    ) -> bool:
+    async def check(self, principal: Principal, kind: Kind, resource_id: str, attrs: Attributes, action: str) -> bool:
         allowed = await self.check_many(principal, kind, {resource_id: attrs}, [action])
         return action in allowed[resource_id]
 
@@ -67,9 +65,7 @@ class Authorizer:
             dict(items[start : start + MAX_RESOURCES_PER_REQUEST])
             for start in range(0, len(items), MAX_RESOURCES_PER_REQUEST)
         ]
-        answers = await asyncio.gather(
-            *(self._check_batch(principal, kind, batch, actions) for batch in batches)
-        )
+        answers = await asyncio.gather(*(self._check_batch(principal, kind, batch, actions) for batch in batches))
         return {resource_id: allowed for answer in answers for resource_id, allowed in answer.items()}
 
     async def require(
@@ -126,9 +122,7 @@ class Authorizer:
         if not principal.roles:
             return false()
         async with _cerbos_call():
-            plan = await self._client.plan_resources(
-                action, principal.to_cerbos(), ResourceDesc(kind=str(kind))
-            )
+            plan = await self._client.plan_resources(action, principal.to_cerbos(), ResourceDesc(kind=str(kind)))
             plan.raise_if_failed()
         return plan_to_condition(plan, table, columns)
 
@@ -147,9 +141,7 @@ class Authorizer:
         return {resource_id: _allowed_actions(response, resource_id, actions) for resource_id in resources}
 
 
-def _allowed_actions(
-    response: CheckResourcesResponse, resource_id: str, actions: Collection[str]
-) -> frozenset[str]:
+def _allowed_actions(response: CheckResourcesResponse, resource_id: str, actions: Collection[str]) -> frozenset[str]:
     result = response.get_resource(resource_id)
     if result is None:
         raise AuthorizationUnavailable(f"Cerbos returned no decision for resource {resource_id!r}")

@@ -35,9 +35,7 @@ async def create_organization(session: AsyncSession, name: str) -> Organization:
 async def create_user(
     session: AsyncSession, organization_id: str, email: str, name: str = "", roles: list[str] | None = None
 ) -> User:
-    user = User(
-        id=ids.user_id(), organization_id=organization_id, email=email, name=name, roles=roles or ["user"]
-    )
+    user = User(id=ids.user_id(), organization_id=organization_id, email=email, name=name, roles=roles or ["user"])
     session.add(user)
     await session.flush()
     return user

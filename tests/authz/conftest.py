@@ -30,9 +30,7 @@ def cerbos_path() -> Path:
     try:
         return cerbos_binary()
     except CerbosNotInstalledError:
-        subprocess.run(
-            [str(REPO_ROOT / "scripts" / "install-cerbos.sh")], check=True, stdout=subprocess.DEVNULL
-        )
+        subprocess.run([str(REPO_ROOT / "scripts" / "install-cerbos.sh")], check=True, stdout=subprocess.DEVNULL)
         return cerbos_binary()
 
 

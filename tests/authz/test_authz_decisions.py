@@ -142,9 +142,7 @@ async def test_require_row_uses_the_deciding_object(authorizer: Authorizer) -> N
     )
     assert returned is checkpoint
     with pytest.raises(NotFound):
-        await authorizer.require_row(
-            PEOPLE["bob"], Kind.CHECKPOINT, "ftckpt_1", checkpoint, "delete", attrs_from=job
-        )
+        await authorizer.require_row(PEOPLE["bob"], Kind.CHECKPOINT, "ftckpt_1", checkpoint, "delete", attrs_from=job)
 
 
 async def test_model_not_found_speaks_like_openai(authorizer: Authorizer) -> None:

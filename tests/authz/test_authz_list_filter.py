@@ -72,9 +72,7 @@ def db() -> Iterator[Connection]:
     engine.dispose()
 
 
-async def visible(
-    db: Connection, authorizer: Authorizer, principal: Principal, kind: Kind, action: str
-) -> set[str]:
+async def visible(db: Connection, authorizer: Authorizer, principal: Principal, kind: Kind, action: str) -> set[str]:
     table = BASE_MODELS if kind == Kind.BASE_MODEL else FILES
     condition = await authorizer.list_filter(principal, kind, action, table)
     return set(db.scalars(select(table.c.id).where(condition).order_by(table.c.id)))
@@ -90,9 +88,7 @@ async def visible(
         ("adam", ALL_FILES),
     ],
 )
-async def test_readable_files(
-    db: Connection, authorizer: Authorizer, person: str, expected: set[str]
-) -> None:
+async def test_readable_files(db: Connection, authorizer: Authorizer, person: str, expected: set[str]) -> None:
     assert await visible(db, authorizer, PEOPLE[person], Kind.FILE, "read") == expected
 
 
@@ -106,9 +102,7 @@ async def test_readable_files(
         ("adam", ALL_FILES),
     ],
 )
-async def test_deletable_files(
-    db: Connection, authorizer: Authorizer, person: str, expected: set[str]
-) -> None:
+async def test_deletable_files(db: Connection, authorizer: Authorizer, person: str, expected: set[str]) -> None:
     assert await visible(db, authorizer, PEOPLE[person], Kind.FILE, "delete") == expected
 
 

@@ -67,9 +67,7 @@ def preference(**overrides: Any) -> dict[str, Any]:
     return example
 
 
-def tool_call(
-    name: Any = "get_weather", arguments: Any = '{"city": "Paris"}', **extra: Any
-) -> dict[str, Any]:
+def tool_call(name: Any = "get_weather", arguments: Any = '{"city": "Paris"}', **extra: Any) -> dict[str, Any]:
     return {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}, **extra}
 
 
@@ -173,10 +171,7 @@ def _encoding_and_syntax_corpus(limits: ValidationLimits) -> list[BadFile]:
         ),
         BadFile(
             "lone_surrogate_escape",
-            jsonl(
-                b'{"messages": [{"role": "user", "content": "\\ud800"}, '
-                b'{"role": "assistant", "content": "x"}]}\n'
-            ),
+            jsonl(b'{"messages": [{"role": "user", "content": "\\ud800"}, {"role": "assistant", "content": "x"}]}\n'),
             [(1, "invalid_utf8")],
             "an escaped lone surrogate parses but is not text",
         ),
@@ -372,9 +367,7 @@ def _chat_structure_corpus() -> list[BadFile]:
             "invalid_tools_and_fields",
             jsonl(
                 chat(user(), assistant(), tools={"get_weather": {}}),
-                chat(
-                    user(), assistant(), tools=[{"type": "function", "function": {"description": "no name"}}]
-                ),
+                chat(user(), assistant(), tools=[{"type": "function", "function": {"description": "no name"}}]),
                 chat(user(), assistant(), parallel_tool_calls="yes"),
                 chat({"role": "user", "content": "Hi", "name": 7}, assistant()),
                 chat(user(), assistant(), {"role": "tool", "content": "1", "tool_call_id": 5}),
