@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Errors that mean "a dependency is down right now": answer 503 + Retry-After, never 500.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.DBAPIError,
@@ -39,7 +39,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 # What PostgreSQL refuses in a value the request carried (a NUL or an unpaired surrogate in text, a number
 # out of range): the client's mistake, so 400. Checked before UNAVAILABLE_ERRORS, whose DBAPIError covers it.
-REFUSED_VALUE_ERRORS: tuple[type[BaseException], ...] = (sa_exc.DataError,)
+REFUSED_VALUE_ERRORS: tuple[type[Exception], ...] = (sa_exc.DataError,)
 try:
     import asyncpg
 
@@ -104,8 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
         wrapped.status_code = error.status_code
         return error_response(wrapped)
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    async def dependency_error(request: Request, error: Exception) -> JSONResponse:
         if refused_value(error):
             logger.info("the database refused a value of %s %s: %s", request.method, request.url.path, error)
             return error_response(PlatformError(
@@ -114,6 +113,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(error, UNAVAILABLE_ERRORS):
             logger.warning("dependency unavailable: %s: %s", type(error).__name__, error)
             return error_response(ServiceUnavailable("A platform dependency is unavailable; retry shortly."))
+        return await unexpected_error(request, error)
+
+    # Registered per class, these run in the inner exception middleware: the answer is sent and the
+    # connection stays usable. An `Exception` handler runs in the outermost one, which re-raises after
+    # answering, and uvicorn then closes the connection: during a database outage every 503 was followed
+    # by a dropped keep-alive connection (the client's next request failed without any HTTP answer).
+    for error_class in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_class, dependency_error)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, UNAVAILABLE_ERRORS):  # raised outside the routes (a middleware)
+            return await dependency_error(request, error)
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         internal = PlatformError(f"Internal server error (request id {request_id_var.get()})", code="internal_error")
         internal.status_code, internal.type = 500, "server_error"
