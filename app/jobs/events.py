@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import ids
 from app.core.database import utcnow
 from app.jobs.tables import Job, JobEvent
+
+logger = logging.getLogger(__name__)
 
 
 def channel(job_id: str) -> str:
@@ -75,8 +80,20 @@ async def add_fenced_event(
 async def publish(redis: aioredis.Redis, event: JobEvent) -> None:
     from app.jobs.schemas import EventObject
 
-    await redis.publish(channel(event.job_id), json.dumps(EventObject.of(event).model_dump()))
+    await _publish_live(redis, event.job_id, json.dumps(EventObject.of(event).model_dump()))
 
 
 async def publish_status(redis: aioredis.Redis, job_id: str, status: str) -> None:
-    await redis.publish(channel(job_id), json.dumps({"object": "status", "status": status}))
+    await _publish_live(redis, job_id, json.dumps({"object": "status", "status": status}))
+
+
+async def _publish_live(redis: aioredis.Redis, job_id: str, payload: str) -> None:
+    """Best effort: the event is already in PostgreSQL, where a stream finds what it missed (on reconnect, at the end).
+
+    Callers publish after their commit; failing here would tell a client "503, retry" about a change
+    that is already made (a retried job creation made a second job while Redis was down).
+    """
+    try:
+        await redis.publish(channel(job_id), payload)
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        logger.warning("live event of %s not published (Redis unavailable): %s", job_id, error)
