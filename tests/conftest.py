@@ -213,6 +213,14 @@ def gpu_worker(gpu_worker_process: WorkerHandle) -> WorkerHandle:
     return gpu_worker_process
 
 
+@pytest.fixture
+def no_gpu_worker(stack) -> None:  # type: ignore[no-untyped-def]
+    """Jobs stay queued: stop a GPU worker an earlier test started (`gpu_worker` restarts it on demand)."""
+    for process in stack.processes:
+        if process.name == "worker-gpu" and not process.exited():
+            process.stop()
+
+
 @dataclass
 class TestUser:
     id: str

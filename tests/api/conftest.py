@@ -129,3 +129,8 @@ class Seeder:
 @pytest.fixture
 def seed(sessionmaker, settings, tmp_path: Path) -> Seeder:  # type: ignore[no-untyped-def]
     return Seeder(sessionmaker, settings, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _jobs_stay_queued(no_gpu_worker: None) -> None:
+    """These tests drive jobs through validation and queueing only; no GPU worker may take them."""
