@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -103,8 +105,17 @@ def clean_database(request: pytest.FixtureRequest) -> None:
 
     names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     engine = create_engine(os.environ["DATABASE_URL"].replace("+asyncpg", "+psycopg2"), poolclass=NullPool)
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    # A worker may still be finishing the previous test's task: its transaction can deadlock with
+    # TRUNCATE's exclusive locks, and PostgreSQL then aborts one side. Try again a few times.
+    for attempt in range(5):
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            break
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     engine.dispose()
 
 

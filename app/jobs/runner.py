@@ -151,6 +151,7 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
     config_path = config.write(state.work_dir / f"config-attempt-{attempt}.json")
     run_id = await tracking.ensure_run(context, job, attempt)
     state.run_id = run_id
+    await record_checkpoints_on_disk(context, state)
     resuming = any((state.work_dir / "checkpoints").glob("checkpoint-*"))
     await _event(
         context,
@@ -159,6 +160,37 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
         data={"attempt": attempt, "mlflow_run_id": run_id},
     )
     return await _supervise(context, state, config_path)
+
+
+async def record_checkpoints_on_disk(context: WorkerContext, state: RunState) -> None:
+    """A worker killed between the trainer's save and its relay leaves a checkpoint with no row: add it.
+
+    The new attempt resumes from the newest complete checkpoint on disk, so its row must exist.
+    """
+    from app.training.checkpoints import CHECKPOINT_PATTERN, METRICS_FILE
+
+    root = state.work_dir / "checkpoints"
+    if not root.is_dir():
+        return
+    async with context.sessionmaker() as session:
+        known = set((await session.scalars(select(Checkpoint.path).where(Checkpoint.job_id == state.job.id))).all())
+        for path in sorted(root.iterdir()):
+            match = CHECKPOINT_PATTERN.match(path.name)
+            if not match or str(path) in known or not (path / "trainer_state.json").exists():
+                continue
+            metrics_file = path / METRICS_FILE
+            metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+            session.add(
+                Checkpoint(
+                    id=ids.checkpoint_id(),
+                    job_id=state.job.id,
+                    attempt=state.attempt - 1,
+                    step_number=int(match.group(1)),
+                    path=str(path),
+                    metrics=metrics,
+                )
+            )
+        await session.commit()
 
 
 async def _supervise(context: WorkerContext, state: RunState, config_path: Path) -> str:

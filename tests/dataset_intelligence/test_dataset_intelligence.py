@@ -101,7 +101,7 @@ def test_search_answers_while_another_file_is_indexing(two_tenants) -> None:  # 
 
 
 @pytest.mark.slow
-async def test_overlap_warning_before_training(user_api, cpu_worker, make_user, tiny_model) -> None:  # type: ignore[no-untyped-def]
+async def test_overlap_warning_before_training(user_api, cpu_worker, make_user, tiny_model, no_gpu_worker) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("overlap@example.com")
     client = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
     training_lines = [conversation(q, a) for q, a in TOPICS]
