@@ -33,13 +33,14 @@ from app.core.worker_context import WorkerContext
 from app.files.tables import File
 from app.jobs import events, lifecycle, tracking
 from app.jobs.results import finish_success
-from app.jobs.tables import Checkpoint, Job
+from app.jobs.tables import Checkpoint, Job, JobEvent
 from app.training.config import Hyperparameters, TrainingConfig
 from app.training.process import set_parent_death_signal
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_STOPPED = 0, 1, 3
+REPLAYED = frozenset({"step", "eval", "checkpoint"})  # trainer messages a later attempt records from the journal
 STOP_GRACE_SECONDS = 120
 
 
@@ -78,8 +79,10 @@ def visible_gpu_count() -> int:
         return 0
 
 
-def training_command(config_path: Path, gpus: int) -> list[str]:
+def training_command(config_path: Path, gpus: int, journal: Path | None = None) -> list[str]:
     module = ["-m", "app.training", "--config", str(config_path), "--progress-fd", "1"]
+    if journal is not None:
+        module += ["--progress-journal", str(journal)]
     if gpus > 1:
         torchrun = str(Path(sys.executable).parent / "torchrun")
         return [torchrun, f"--nproc_per_node={gpus}", "--standalone", *module]
@@ -88,6 +91,11 @@ def training_command(config_path: Path, gpus: int) -> list[str]:
 
 def work_dir_of(context: WorkerContext, job_id: str) -> Path:
     return context.settings.models_path / job_id
+
+
+def journal_of(work_dir: Path, attempt: int) -> Path:
+    """Where the trainer of that attempt appends every event before sending it to the worker."""
+    return work_dir / f"progress-attempt-{attempt}.jsonl"
 
 
 def build_config(context: WorkerContext, job: Job, entry: CatalogEntry, files: dict[str, File]) -> TrainingConfig:
@@ -151,6 +159,7 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
     config_path = config.write(state.work_dir / f"config-attempt-{attempt}.json")
     run_id = await tracking.ensure_run(context, job, attempt)
     state.run_id = run_id
+    await replay_unrelayed_progress(context, state)
     await record_checkpoints_on_disk(context, state)
     resuming = any((state.work_dir / "checkpoints").glob("checkpoint-*"))
     await _event(
@@ -160,6 +169,110 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
         data={"attempt": attempt, "mlflow_run_id": run_id},
     )
     return await _supervise(context, state, config_path)
+
+
+async def replay_unrelayed_progress(context: WorkerContext, state: RunState) -> None:
+    """A worker killed while its trainer ran loses what was still in the pipe: replay it from the journals.
+
+    Each earlier attempt's journal holds every event its trainer sent; steps, evaluations and
+    checkpoints with no event yet are recorded now, under the attempt that produced them.
+    """
+    job_id = state.job.id
+    for attempt in range(1, state.attempt):
+        journal = journal_of(state.work_dir, attempt)
+        if not journal.exists():
+            continue
+        async with context.sessionmaker() as session:
+            known = {
+                _recorded_kind(event.data)
+                for event in (
+                    await session.scalars(
+                        select(JobEvent).where(
+                            JobEvent.job_id == job_id, JobEvent.attempt == attempt, JobEvent.data.is_not(None)
+                        )
+                    )
+                ).all()
+            }
+            replayed: list[JobEvent] = []
+            metrics = RunState(job=state.job, attempt=attempt, work_dir=state.work_dir, run_id=state.run_id)
+            for message in _read_journal(journal):
+                if message.get("event") not in REPLAYED:
+                    continue
+                text, data, event_type = _describe(message)
+                if _recorded_kind(data) in known:
+                    continue
+                known.add(_recorded_kind(data))
+                replayed.append(events.add_event(session, job_id, text, "info", data, event_type, attempt=attempt))
+                tracking.queue_metrics(metrics, data, int(data["step"]))
+            if replayed:
+                events.add_event(
+                    session,
+                    job_id,
+                    f"Recorded {len(replayed)} progress events of attempt {attempt} that its worker "
+                    "did not relay before it stopped",
+                    level="warn",
+                    attempt=attempt,
+                )
+            await session.commit()
+        for event in replayed:
+            await events.publish(context.redis, event)
+        await tracking.flush_metrics(context, metrics)
+
+
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    messages = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:  # the last line of a trainer killed mid-write
+            continue
+        if isinstance(message, dict):
+            messages.append(message)
+    return messages
+
+
+def _recorded_kind(data: dict[str, Any] | None) -> tuple[str, Any] | None:
+    """What an event's data says it records: a training step, an evaluation or a checkpoint, and at which step."""
+    if not data or "step" not in data:
+        return None
+    if "train_loss" in data:
+        return ("step", data["step"])
+    if "valid_loss" in data:
+        return ("eval", data["step"])
+    if "path_name" in data:
+        return ("checkpoint", data["step"])
+    return None
+
+
+def _describe(message: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """The event a trainer message of a REPLAYED kind becomes: (text, data, type)."""
+    kind = message.get("event")
+    if kind == "step":
+        step = int(message["step"])
+        data = {
+            "step": step,
+            "total_steps": int(message.get("total_steps") or 0),
+            "epoch": message.get("epoch"),
+            "train_loss": message.get("train_loss"),
+            "train_mean_token_accuracy": message.get("token_accuracy"),
+            "learning_rate": message.get("learning_rate"),
+            "tokens_per_second": message.get("tokens_per_second"),
+            "eta_seconds": message.get("eta_seconds"),
+            "trained_tokens": message.get("trained_tokens"),
+        }
+        return f"Step {step}/{data['total_steps']}: training loss={_fmt(message.get('train_loss'))}", data, "metrics"
+    if kind == "eval":
+        step = int(message["step"])
+        data = {
+            "step": step,
+            "valid_loss": message.get("valid_loss"),
+            "valid_mean_token_accuracy": message.get("valid_mean_token_accuracy"),
+        }
+        return f"Step {step}: validation loss={_fmt(message.get('valid_loss'))}", data, "metrics"
+    if kind == "checkpoint":
+        step = int(message["step"])
+        return f"Checkpoint saved at step {step}", {"step": step, "path_name": Path(message["path"]).name}, "message"
+    raise ValueError(f"no event describes a {kind!r} message")
 
 
 async def record_checkpoints_on_disk(context: WorkerContext, state: RunState) -> None:
@@ -200,7 +313,7 @@ async def _supervise(context: WorkerContext, state: RunState, config_path: Path)
     started = time.monotonic()
     with (log_dir / f"attempt-{state.attempt}.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *training_command(config_path, visible_gpu_count()),
+            *training_command(config_path, visible_gpu_count(), journal_of(state.work_dir, state.attempt)),
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
             stdin=asyncio.subprocess.DEVNULL,
@@ -268,20 +381,9 @@ async def _on_progress(context: WorkerContext, state: RunState, message: dict[st
     elif kind == "step":
         await _on_step(context, state, message)
     elif kind == "eval":
-        step = int(message["step"])
-        data = {
-            "step": step,
-            "valid_loss": message.get("valid_loss"),
-            "valid_mean_token_accuracy": message.get("valid_mean_token_accuracy"),
-        }
-        tracking.queue_metrics(state, data, step)
-        await _event(
-            context,
-            state,
-            f"Step {step}: validation loss={_fmt(message.get('valid_loss'))}",
-            data=data,
-            event_type="metrics",
-        )
+        text, data, event_type = _describe(message)
+        tracking.queue_metrics(state, data, data["step"])
+        await _event(context, state, text, data=data, event_type=event_type)
     elif kind == "checkpoint":
         await _on_checkpoint(context, state, message)
     elif kind == "checkpoint_pruned":
@@ -301,20 +403,10 @@ async def _on_progress(context: WorkerContext, state: RunState, message: dict[st
 
 
 async def _on_step(context: WorkerContext, state: RunState, message: dict[str, Any]) -> None:
-    step, total = int(message["step"]), int(message.get("total_steps") or 0)
+    text, data, event_type = _describe(message)
+    step = data["step"]
     state.last_step = step
     state.last_train = message
-    data = {
-        "step": step,
-        "total_steps": total,
-        "epoch": message.get("epoch"),
-        "train_loss": message.get("train_loss"),
-        "train_mean_token_accuracy": message.get("token_accuracy"),
-        "learning_rate": message.get("learning_rate"),
-        "tokens_per_second": message.get("tokens_per_second"),
-        "eta_seconds": message.get("eta_seconds"),
-        "trained_tokens": message.get("trained_tokens"),
-    }
     tracking.queue_metrics(state, data, step)
     eta = message.get("eta_seconds")
     await _update(
@@ -324,13 +416,7 @@ async def _on_step(context: WorkerContext, state: RunState, message: dict[str, A
         trained_tokens=message.get("trained_tokens"),
         estimated_finish=utcnow() + _seconds(eta) if eta is not None else None,
     )
-    await _event(
-        context,
-        state,
-        f"Step {step}/{total}: training loss={_fmt(message.get('train_loss'))}",
-        data=data,
-        event_type="metrics",
-    )
+    await _event(context, state, text, data=data, event_type=event_type)
     await tracking.maybe_flush(context, state)
 
 
@@ -352,9 +438,8 @@ async def _on_checkpoint(context: WorkerContext, state: RunState, message: dict[
             )
         )
         await session.commit()
-    await _event(
-        context, state, f"Checkpoint saved at step {step}", data={"step": step, "path_name": Path(message["path"]).name}
-    )
+    text, data, event_type = _describe(message)
+    await _event(context, state, text, data=data, event_type=event_type)
 
 
 async def _conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float) -> str:

@@ -1,9 +1,10 @@
 """The training process the GPU worker spawns (possibly under torchrun).
 
-    python -m app.training --config CONFIG.json [--progress-fd N]
+    python -m app.training --config CONFIG.json [--progress-fd N] [--progress-journal PATH]
 
 Writes one JSON event per line to file descriptor N (default 1; stdout is then moved
-to stderr so library prints cannot corrupt the stream). Exit codes: 0 done, 3 stopped
+to stderr so library prints cannot corrupt the stream), and first appends it to the
+journal file when one is given. Exit codes: 0 done, 3 stopped
 by SIGTERM/SIGINT after checkpointing, 1 error (an "error" event says why).
 """
 
@@ -40,7 +41,7 @@ HOST_OOM_MARKER = "DefaultCPUAllocator: can't allocate memory"
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     set_parent_death_signal()
-    events = _open_events(args.progress_fd) if is_rank_zero() else None
+    events = _open_events(args.progress_fd, args.progress_journal) if is_rank_zero() else None
     progress: ProgressCallback = events or NullProgress()
     try:
         config = TrainingConfig.read(Path(args.config))
@@ -93,13 +94,13 @@ def _host_oom_advice(error: str) -> str:
     return HOST_OOM_ADVICE.format(detail=detail or "an allocation was refused")
 
 
-def _open_events(fd: int) -> JsonLinesProgress:
+def _open_events(fd: int, journal: str | None) -> JsonLinesProgress:
     if fd == 1:
         # Keep the event stream for ourselves and send everything else written to stdout to stderr.
         fd = os.dup(1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
-    return JsonLinesProgress.to_fd(fd)
+    return JsonLinesProgress.to_fd(fd, journal)
 
 
 def _report_error(events: JsonLinesProgress | None, code: str, message: str) -> None:
@@ -112,6 +113,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app.training", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="TrainingConfig JSON file")
     parser.add_argument("--progress-fd", type=int, default=1, help="file descriptor for JSON-lines events")
+    parser.add_argument("--progress-journal", help="append every event to this file too, before sending it")
     return parser.parse_args(argv)
 
 

@@ -95,15 +95,21 @@ class NullProgress:
 
 
 class JsonLinesProgress:
-    """One JSON object per line, flushed at once, in the protocol docs/training.md describes."""
+    """One JSON object per line, flushed at once, in the protocol docs/training.md describes.
 
-    def __init__(self, stream: IO[str]) -> None:
+    With a journal, every line is appended there first: a reader killed before it read the
+    stream (the worker) leaves nothing lost, as the next attempt replays the journal.
+    """
+
+    def __init__(self, stream: IO[str], journal: IO[str] | None = None) -> None:
         self._stream = stream
+        self._journal = journal
         self._lock = threading.Lock()
 
     @classmethod
-    def to_fd(cls, fd: int) -> JsonLinesProgress:
-        return cls(os.fdopen(fd, "w", buffering=1, encoding="utf-8", closefd=False))
+    def to_fd(cls, fd: int, journal: str | None = None) -> JsonLinesProgress:
+        stream = os.fdopen(fd, "w", buffering=1, encoding="utf-8", closefd=False)
+        return cls(stream, open(journal, "a", buffering=1, encoding="utf-8") if journal else None)
 
     def on_started(self, total_steps: int, resumed_from_step: int | None) -> None:
         self.emit("started", total_steps=total_steps, resumed_from_step=resumed_from_step)
@@ -132,6 +138,9 @@ class JsonLinesProgress:
     def emit(self, event: str, **fields: Any) -> None:
         line = json.dumps({"event": event, **_finite(fields)}, separators=(",", ":"))
         with self._lock:
+            if self._journal is not None:
+                self._journal.write(line + "\n")
+                self._journal.flush()
             self._stream.write(line + "\n")
             self._stream.flush()
 
