@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from app.devstack.processes import CrashLoopError, RestartPolicy
 from app.devstack.stack import Ports, Stack, configured_urls
 
 logger = logging.getLogger("devstack")
@@ -91,13 +92,14 @@ def _run(stack: Stack, stopping: object) -> int:
         print(f"ADMIN_API_KEY={keys.admin}")
         print(f"USER_API_KEY={keys.user}")
     print("\nCtrl-C stops everything.", flush=True)
+    restarts = RestartPolicy()
     while not stopping():  # type: ignore[operator]
-        for process in stack.processes:
-            if process.exited():
-                print(
-                    f"{process.name} exited with code {process.returncode()}; see {process.log_path}", file=sys.stderr
-                )
-                return 1
+        try:
+            for name, code in restarts.check(stack.processes):
+                print(f"{name} exited with code {code}; started it again", file=sys.stderr, flush=True)
+        except CrashLoopError as error:
+            print(f"{error}; stopping the stack", file=sys.stderr)
+            return 1
         time.sleep(1)
     return 0
 

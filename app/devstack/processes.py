@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -111,6 +112,46 @@ class ManagedProcess:
         if self.popen is not None and self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(5)
+
+
+class CrashLoopError(RuntimeError):
+    pass
+
+
+class RestartPolicy:
+    """What `restart: unless-stopped` does in docker-compose.yml, for the embedded stack's processes.
+
+    An exited process is started again with the same command; one that exits more than
+    `max_restarts` times within `window_seconds` is crash-looping and the stack gives up on it.
+    (Celery's Redis transport, for one, exits its worker on some broker disconnects and counts
+    on the supervisor to bring it back.)
+    """
+
+    def __init__(self, max_restarts: int = 5, window_seconds: float = 300.0) -> None:
+        self.max_restarts = max_restarts
+        self.window_seconds = window_seconds
+        self._restarts: dict[str, deque[float]] = {}
+
+    def check(self, processes: Sequence[ManagedProcess], now: float | None = None) -> list[tuple[str, int | None]]:
+        """Restart every exited process; return (name, exit code) of each one restarted."""
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for process in processes:
+            if not process.exited():
+                continue
+            recent = self._restarts.setdefault(process.name, deque())
+            while recent and now - recent[0] > self.window_seconds:
+                recent.popleft()
+            code = process.returncode()
+            if len(recent) >= self.max_restarts:
+                raise CrashLoopError(
+                    f"{process.name} exited with code {code}, {len(recent) + 1} exits within "
+                    f"{self.window_seconds:.0f}s; see {process.log_path}"
+                )
+            recent.append(now)
+            process.start()
+            restarted.append((process.name, code))
+        return restarted
 
 
 def tail(path: Path, lines: int = 30) -> str:
