@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 120
     job_heartbeat_seconds: int = 10
     job_control_poll_seconds: float = 1.0
+    # How long a GPU worker keeps retrying a write while PostgreSQL is away (restart, failover) before
+    # it gives up on that write; training goes on meanwhile, held back only by the progress it reports.
+    worker_database_retry_seconds: float = 600.0
     max_job_attempts: int = 3
     reconcile_interval_seconds: int = 15
     outbox_relay_after_seconds: int = 10

@@ -6,15 +6,21 @@ never at import time, with the pool the specification gives.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.config import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -74,3 +80,55 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
             session.info.pop(AFTER_COMMIT, None)
             await session.rollback()
             raise
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database could not be reached or is restarting: worth trying the same transaction again.
+
+    A refused statement (constraint, bad value) is not: it would fail the same way every time.
+    """
+    from sqlalchemy import exc
+
+    if isinstance(error, ConnectionError | TimeoutError | OSError | exc.OperationalError | exc.InterfaceError):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        cause = error.orig.__cause__ if error.orig is not None else None
+        return _is_connection_error(cause or error.orig)
+    return _is_connection_error(error)
+
+
+def _is_connection_error(error: BaseException | None) -> bool:
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a base dependency
+        return False
+    lost = (
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.AdminShutdownError,
+        ConnectionError,
+        OSError,
+    )
+    return isinstance(error, lost)
+
+
+async def retry_while_unavailable(
+    work: Callable[[], Awaitable[T]], what: str, give_up_after: float, first_wait: float = 0.5
+) -> T:
+    """Run one transaction, again and again while the database is away, for at most `give_up_after` seconds.
+
+    `work` must open its own session: each try starts a fresh transaction.
+    """
+    deadline = time.monotonic() + give_up_after
+    wait = first_wait
+    while True:
+        try:
+            return await work()
+        except Exception as error:
+            if not database_unavailable(error) or time.monotonic() + wait > deadline:
+                raise
+            logger.warning("%s: database unavailable (%s); trying again in %.1fs", what, type(error).__name__, wait)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, 5.0)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings, get_settings
-from app.core.database import create_engine, create_sessionmaker
+from app.core.database import create_engine, create_sessionmaker, retry_while_unavailable
 
 T = TypeVar("T")
 
@@ -38,6 +38,13 @@ class WorkerContext:
             sessionmaker=create_sessionmaker(engine),
             redis=aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
         )
+
+    async def write(self, work: Callable[[], Awaitable[T]], what: str) -> T:
+        """One transaction of this worker, tried again while PostgreSQL restarts (see `retry_while_unavailable`).
+
+        `work` opens its own session, so each try is a fresh transaction.
+        """
+        return await retry_while_unavailable(work, what, self.settings.worker_database_retry_seconds)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -135,23 +135,22 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
     if attempt is None:
         logger.info("job %s not claimable (duplicate delivery or no longer queued)", job_id)
         return "not_claimed"
-    async with context.sessionmaker() as session:
-        job = await session.get(Job, job_id)
-        assert job is not None
-        if attempt > lifecycle.attempt_limit(job, settings.max_job_attempts):
-            await _fail(
-                context,
-                session,
-                job,
-                attempt,
-                "max_attempts_exceeded",
-                f"The job did not finish after {attempt - 1} attempts.",
-            )
-            return "failed"
-        entry = await session.get(CatalogEntry, job.model)
-        file_ids = [job.training_file] + ([job.validation_file] if job.validation_file else [])
-        files = {row.id: row for row in (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()}
-        await session.commit()
+
+    async def load() -> tuple[Job, CatalogEntry | None, dict[str, File]]:
+        async with context.sessionmaker() as session:
+            job = await session.get(Job, job_id)
+            assert job is not None
+            entry = await session.get(CatalogEntry, job.model)
+            file_ids = [job.training_file] + ([job.validation_file] if job.validation_file else [])
+            files = {row.id: row for row in (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()}
+            return job, entry, files
+
+    job, entry, files = await context.write(load, f"job {job_id}: load")
+    if attempt > lifecycle.attempt_limit(job, settings.max_job_attempts):
+        await _fail(
+            context, job, attempt, "max_attempts_exceeded", f"The job did not finish after {attempt - 1} attempts."
+        )
+        return "failed"
     assert entry is not None
     state = RunState(job=job, attempt=attempt, work_dir=work_dir_of(context, job_id))
     state.work_dir.mkdir(parents=True, exist_ok=True)
@@ -159,8 +158,8 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
     config_path = config.write(state.work_dir / f"config-attempt-{attempt}.json")
     run_id = await tracking.ensure_run(context, job, attempt)
     state.run_id = run_id
-    await replay_unrelayed_progress(context, state)
-    await record_checkpoints_on_disk(context, state)
+    await context.write(lambda: replay_unrelayed_progress(context, state), f"job {job_id}: replay journals")
+    await context.write(lambda: record_checkpoints_on_disk(context, state), f"job {job_id}: checkpoints on disk")
     resuming = any((state.work_dir / "checkpoints").glob("checkpoint-*"))
     await _event(
         context,
@@ -387,13 +386,17 @@ async def _on_progress(context: WorkerContext, state: RunState, message: dict[st
     elif kind == "checkpoint":
         await _on_checkpoint(context, state, message)
     elif kind == "checkpoint_pruned":
-        async with context.sessionmaker() as session:
-            await session.execute(
-                update(Checkpoint)
-                .where(Checkpoint.job_id == state.job.id, Checkpoint.path == message["path"])
-                .values(deleted=True)
-            )
-            await session.commit()
+
+        async def mark_deleted() -> None:
+            async with context.sessionmaker() as session:
+                await session.execute(
+                    update(Checkpoint)
+                    .where(Checkpoint.job_id == state.job.id, Checkpoint.path == message["path"])
+                    .values(deleted=True)
+                )
+                await session.commit()
+
+        await context.write(mark_deleted, f"job {state.job.id}: checkpoint pruned")
     elif kind == "message":
         await _event(context, state, str(message.get("message", "")), level=message.get("level", "info"))
     elif kind == "done":
@@ -423,34 +426,49 @@ async def _on_step(context: WorkerContext, state: RunState, message: dict[str, A
 async def _on_checkpoint(context: WorkerContext, state: RunState, message: dict[str, Any]) -> None:
     step = int(message["step"])
     metrics = dict(message.get("metrics") or {})
-    async with context.sessionmaker() as session:
-        owner = await session.scalar(select(Job.attempt).where(Job.id == state.job.id))
-        if owner != state.attempt:
-            return
-        session.add(
-            Checkpoint(
-                id=ids.checkpoint_id(),
-                job_id=state.job.id,
-                attempt=state.attempt,
-                step_number=step,
-                path=str(message["path"]),
-                metrics=metrics,
+
+    async def add_row() -> bool:
+        async with context.sessionmaker() as session:
+            owner = await session.scalar(select(Job.attempt).where(Job.id == state.job.id))
+            if owner != state.attempt:
+                return False
+            path = str(message["path"])
+            known = await session.scalar(
+                select(Checkpoint.id).where(Checkpoint.job_id == state.job.id, Checkpoint.path == path)
             )
-        )
-        await session.commit()
+            if known is None:  # a try whose commit reached the server before the connection broke
+                session.add(
+                    Checkpoint(
+                        id=ids.checkpoint_id(),
+                        job_id=state.job.id,
+                        attempt=state.attempt,
+                        step_number=step,
+                        path=path,
+                        metrics=metrics,
+                    )
+                )
+            await session.commit()
+            return True
+
+    if not await context.write(add_row, f"job {state.job.id}: checkpoint at step {step}"):
+        return
     text, data, event_type = _describe(message)
     await _event(context, state, text, data=data, event_type=event_type)
 
 
 async def _conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float) -> str:
     job = state.job
-    async with context.sessionmaker() as session:
-        await session.execute(
-            update(Job)
-            .where(Job.id == job.id)
-            .values(gpu_seconds=Job.gpu_seconds + elapsed * max(1, visible_gpu_count()))
-        )
-        await session.commit()
+
+    async def count_gpu_time() -> None:
+        async with context.sessionmaker() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(gpu_seconds=Job.gpu_seconds + elapsed * max(1, visible_gpu_count()))
+            )
+            await session.commit()
+
+    await context.write(count_gpu_time, f"job {job.id}: GPU time")
     if state.fenced_out:
         logger.warning("job %s attempt %s lost its lease; another attempt owns it now", job.id, state.attempt)
         return "fenced_out"
@@ -478,16 +496,19 @@ async def _conclude(context: WorkerContext, state: RunState, return_code: int, e
     if state.error is not None:
         code = str(state.error.get("code") or "training_error")
         if code in ("out_of_memory", "invalid_config", "missing_chat_template") or return_code == EXIT_ERROR:
-            async with context.sessionmaker() as session:
-                await _fail(context, session, job, state.attempt, code, str(state.error.get("message", "")))
+            await _fail(context, job, state.attempt, code, str(state.error.get("message", "")))
             return "failed"
     return await _retry_or_fail(context, state, return_code)
 
 
 async def _refresh_flags(context: WorkerContext, state: RunState) -> None:
     """Read cancel/pause once more: the trainer may have ended between two control polls."""
-    async with context.sessionmaker() as session:
-        job = await session.get(Job, state.job.id)
+
+    async def read() -> Job | None:
+        async with context.sessionmaker() as session:
+            return await session.get(Job, state.job.id)
+
+    job = await context.write(read, f"job {state.job.id}: stop flags")
     if job is not None and job.attempt == state.attempt:
         state.cancel = state.cancel or job.cancel_requested
         state.pause = state.pause or job.pause_requested
@@ -496,50 +517,63 @@ async def _refresh_flags(context: WorkerContext, state: RunState) -> None:
 async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: int) -> str:
     """The trainer died without saying why (killed, crashed): try again from the last checkpoint."""
     job = state.job
-    async with context.sessionmaker() as session:
-        if state.attempt >= lifecycle.attempt_limit(job, context.settings.max_job_attempts):
-            await _fail(
-                context,
-                session,
-                job,
-                state.attempt,
-                "max_attempts_exceeded",
-                f"The training process ended with code {return_code} on attempt {state.attempt}, the last allowed.",
-            )
-            return "failed"
-        requeued = await lifecycle.update_fenced(
-            session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow()
+    if state.attempt >= lifecycle.attempt_limit(job, context.settings.max_job_attempts):
+        await _fail(
+            context,
+            job,
+            state.attempt,
+            "max_attempts_exceeded",
+            f"The training process ended with code {return_code} on attempt {state.attempt}, the last allowed.",
         )
-        if requeued:
-            events.add_event(
-                session,
-                job.id,
-                f"Training process ended unexpectedly (code {return_code}); "
-                "re-queued to resume from the latest checkpoint",
-                level="warn",
-                attempt=state.attempt,
+        return "failed"
+
+    async def requeue() -> None:
+        async with context.sessionmaker() as session:
+            requeued = await lifecycle.update_fenced(
+                session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow()
             )
-            enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
-        await session.commit()
+            if requeued:
+                events.add_event(
+                    session,
+                    job.id,
+                    f"Training process ended unexpectedly (code {return_code}); "
+                    "re-queued to resume from the latest checkpoint",
+                    level="warn",
+                    attempt=state.attempt,
+                )
+                enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+            await session.commit()
+
+    await context.write(requeue, f"job {job.id}: re-queue")
     from app.core.outbox import relay
 
-    await relay(context.sessionmaker)
+    try:
+        await relay(context.sessionmaker)
+    except Exception:  # the message is in the outbox: the reconciler publishes it
+        logger.exception("job %s: re-queue message not published now; the reconciler will", job.id)
     return "requeued"
 
 
-async def _fail(context: WorkerContext, session: Any, job: Job, attempt: int, code: str, message: str) -> None:
-    done = await lifecycle.update_fenced(
-        session,
-        job.id,
-        attempt,
-        status="failed",
-        finished_at=utcnow(),
-        lease_until=None,
-        error={"code": code, "message": message, "param": None},
-    )
-    if done:
-        event = events.add_event(session, job.id, f"Job failed: {message}", level="error", attempt=attempt)
-        await session.commit()
+async def _fail(context: WorkerContext, job: Job, attempt: int, code: str, message: str) -> None:
+    async def record() -> JobEvent | None:
+        async with context.sessionmaker() as session:
+            done = await lifecycle.update_fenced(
+                session,
+                job.id,
+                attempt,
+                status="failed",
+                finished_at=utcnow(),
+                lease_until=None,
+                error={"code": code, "message": message, "param": None},
+            )
+            if not done:
+                return None
+            event = events.add_event(session, job.id, f"Job failed: {message}", level="error", attempt=attempt)
+            await session.commit()
+            return event
+
+    event = await context.write(record, f"job {job.id}: failure")
+    if event is not None:
         await events.publish(context.redis, event)
         await events.publish_status(context.redis, job.id, "failed")
     shutil.rmtree(work_dir_of(context, job.id) / "output", ignore_errors=True)
@@ -547,10 +581,15 @@ async def _fail(context: WorkerContext, session: Any, job: Job, attempt: int, co
 
 async def _update(context: WorkerContext, state: RunState, **values: Any) -> None:
     values = {key: value for key, value in values.items() if value is not None or key == "lease_until"}
-    async with context.sessionmaker() as session:
-        if not await lifecycle.update_fenced(session, state.job.id, state.attempt, **values):
-            state.fenced_out = True
-        await session.commit()
+
+    async def update_row() -> bool:
+        async with context.sessionmaker() as session:
+            owned = await lifecycle.update_fenced(session, state.job.id, state.attempt, **values)
+            await session.commit()
+            return owned
+
+    if not await context.write(update_row, f"job {state.job.id}: update"):
+        state.fenced_out = True
 
 
 async def _event(
@@ -561,9 +600,15 @@ async def _event(
     data: dict[str, Any] | None = None,
     event_type: str = "message",
 ) -> None:
-    async with context.sessionmaker() as session:
-        event = await events.add_fenced_event(session, state.job.id, state.attempt, message, level, data, event_type)
-        await session.commit()
+    async def add() -> JobEvent | None:
+        async with context.sessionmaker() as session:
+            event = await events.add_fenced_event(
+                session, state.job.id, state.attempt, message, level, data, event_type
+            )
+            await session.commit()
+            return event
+
+    event = await context.write(add, f"job {state.job.id}: event")
     if event is None:
         state.fenced_out = True
         return

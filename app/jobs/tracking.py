@@ -135,6 +135,8 @@ def log_outputs_and_register(
     name = registry_name(job.model, job.suffix)
     if not mlflow.search_registered_models(filter_string=f"name = '{name}'"):
         mlflow.create_registered_model(name, tags={"base_model": job.model})
+    for existing in mlflow.search_model_versions(filter_string=f"name = '{name}' and run_id = '{run_id}'"):
+        return name, int(existing.version)  # registered by an earlier try of this run: one version per run
     source_name = "adapter" if "adapter" in artifact_dirs else next(iter(artifact_dirs))
     artifact_uri = mlflow.get_run(run_id).info.artifact_uri
     version = mlflow.create_model_version(
