@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from openai import OpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.chaos.faults import WorkerSupervisor
 from tests.jobs.datasets import chat_lines, jsonl
 
 # An MLP this wide needs 2 TiB per layer: no host can hold it, and the allocation is refused at once
@@ -26,6 +28,14 @@ async def chaos_user(make_user):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client(user_api: str, chaos_user: Any) -> OpenAI:
     return OpenAI(base_url=f"{user_api}/v1", api_key=chaos_user.key, max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def worker_supervisor(gpu_worker_process: Any, cpu_worker: Any) -> Iterator[WorkerSupervisor]:
+    supervisor = WorkerSupervisor({"gpu": gpu_worker_process, "cpu": cpu_worker})
+    supervisor.start()
+    yield supervisor
+    supervisor.stop()
 
 
 def server_of(stack: Any, kind: str) -> Any:

@@ -11,7 +11,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,51 @@ class TrainerWatch(threading.Thread):
     def concurrent_runs(self) -> int:
         """Jobs ever seen with more than one training process at once."""
         return sum(1 for count in self.most.values() if count > 1)
+
+
+class WorkerSupervisor(threading.Thread):
+    """What `restart: unless-stopped` does for the workers in docker-compose.yml: an exited one is started again.
+
+    Celery's Redis transport can kill its own worker when the broker drops the connection while the
+    worker holds unacknowledged messages (kombu's `restore_unacked` on a closed connection raises
+    AttributeError, an "Unrecoverable error"); production relies on the restart policy for that, so
+    the fault tests do too, and report every restart. The thread lives as long as the test session:
+    the platform's processes get the parent-death signal (prctl PR_SET_PDEATHSIG), which Linux sends
+    when the *thread* that started them ends, so a worker restarted here must not outlive this thread.
+    """
+
+    def __init__(self, workers: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.workers = workers
+        self._restarts: list[dict[str, Any]] | None = None  # restarting only while a test watches
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            restarts = self._restarts
+            if restarts is not None:
+                for name, handle in self.workers.items():
+                    if handle.process.exited():
+                        code, exited = handle.process.returncode(), time.time()
+                        handle.ensure_running()
+                        restarts.append({"worker": name, "exit_code": code,
+                                         "seconds_to_answer_again": round(time.time() - exited, 1)})  # fmt: skip
+            time.sleep(0.5)
+
+    @contextmanager
+    def watching(self) -> Iterator[list[dict[str, Any]]]:
+        """Restart exited workers while the block runs; yields the restarts made."""
+        restarts: list[dict[str, Any]] = []
+        self._restarts = restarts
+        try:
+            yield restarts
+        finally:
+            self._restarts = None
+            time.sleep(0.6)  # a restart already under way finishes before the test goes on
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(300)
 
 
 @dataclass

@@ -54,7 +54,7 @@ async def kill_round(kind: str, client: OpenAI, worker: Any, model: str, session
     job_id = start_long_job(client, model, examples=16, epochs=2)
     first = await wait_for_checkpoint(sessionmaker, job_id)
     target = rng.randint(first.step_number + 1, first.step_number + 2 * interval)
-    killed_step = await wait_for_step(sessionmaker, job_id, target)
+    seen_step = await wait_for_step(sessionmaker, job_id, target)
     attempt = (await job_row(sessionmaker, job_id)).attempt
     killed_at = time.time()
     if kind == "trainer":
@@ -69,7 +69,10 @@ async def kill_round(kind: str, client: OpenAI, worker: Any, model: str, session
     last_reported = max(steps.get(attempt, [0]))
     return {
         "job": job_id,
-        "killed_at_step": killed_step,
+        "target_step": target,
+        "step_seen_before_kill": seen_step,
+        # Steps run fast: the trainer is often a few steps past the target when the signal lands.
+        "killed_after_step": last_reported,
         "final_status": done.status,
         "attempts": (await job_row(sessionmaker, job_id)).attempt,
         "resumed_from_step": resumed,

@@ -23,16 +23,9 @@ from tests.chaos.conftest import server_of, start_short_job
 from tests.chaos.evidence import full_chaos, record
 from tests.chaos.faults import ApiProbe, TrainerWatch, job_row
 from tests.jobs.datasets import chat_lines, jsonl
-from tests.jobs.helpers import TERMINAL, start_long_job, wait_for_checkpoint, wait_status
+from tests.jobs.helpers import TERMINAL, start_long_job, steps_by_attempt, wait_for_checkpoint, wait_status
 
-# Left out of the default run at the founding session's stop: the PostgreSQL restart showed one job lost or
-# run twice (outcome assertion) in one run, and a restart leaves stale broker connections in this test
-# process that later tests of the same session tripped over. Run with FULL_CHAOS=1 while fixing both
-# (notes/STATUS.md, issue 8).
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not full_chaos(), reason="server restarts: FULL_CHAOS=1 until the open defect is fixed"),
-]
+pytestmark = pytest.mark.slow
 OUTAGE_SECONDS = 3.0
 FULL_ONLY = [pytest.mark.chaos_full, pytest.mark.skipif(not full_chaos(), reason="full fault form: FULL_CHAOS=1")]
 
@@ -82,7 +75,7 @@ async def _outcome(client: OpenAI, sessionmaker: Any, job_ids: list[str]) -> dic
     "how", ["stop", pytest.param("kill", marks=FULL_ONLY), pytest.param("lose_data", marks=FULL_ONLY)]
 )
 async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-untyped-def]
-    how, stack, client, chaos_user, user_api, gpu_worker, cpu_worker, tiny_model, sessionmaker
+    how, stack, client, chaos_user, user_api, gpu_worker, cpu_worker, worker_supervisor, tiny_model, sessionmaker
 ) -> None:
     valkey = server_of(stack, "EmbeddedValkey")
     running = start_long_job(client, tiny_model, examples=16, epochs=2)
@@ -91,7 +84,11 @@ async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-u
     wait_status(client, queued, {"queued"}, timeout=120)
     training_file = client.fine_tuning.jobs.retrieve(queued).training_file
     created_reached = None
-    with TrainerWatch() as watch, ApiProbe(user_api, chaos_user.key, _user_operations(running)) as probe:
+    with (
+        worker_supervisor.watching() as restarts,
+        TrainerWatch() as watch,
+        ApiProbe(user_api, chaos_user.key, _user_operations(running)) as probe,
+    ):
         down = time.time()
         _take_down(valkey, how)
         created_status, created = _try_create(client, tiny_model, training_file)
@@ -112,6 +109,7 @@ async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-u
         "create_during_outage": {"status": created_status, "job_created": created is not None,
                                  "then_reached": created_reached},
         "jobs_trained_twice_concurrently": watch.concurrent_runs(),
+        "worker_processes_restarted": restarts,
         # The solo GPU worker takes the queued job once the running one ends (or at once, if it ended before).
         "seconds_restart_to_queued_job_claimed": round(
             queued_row.started_at.timestamp() - max(up, running_row.finished_at.timestamp()), 1),
@@ -130,8 +128,8 @@ async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-u
 
 @pytest.mark.parametrize("how", ["stop", pytest.param("kill", marks=FULL_ONLY)])
 async def test_postgres_restart_while_the_apis_serve_and_a_job_runs(  # type: ignore[no-untyped-def]
-    how, stack, client, chaos_user, make_user, user_api, admin_api, gpu_worker, cpu_worker, tiny_model,
-    sessionmaker, settings,
+    how, stack, client, chaos_user, make_user, user_api, admin_api, gpu_worker, cpu_worker, worker_supervisor,
+    tiny_model, sessionmaker, settings,
 ) -> None:  # fmt: skip
     postgres = server_of(stack, "EmbeddedPostgres")
     admin = await make_user("dba@ops.example.com", "ops", ["admin"])
@@ -139,6 +137,7 @@ async def test_postgres_restart_while_the_apis_serve_and_a_job_runs(  # type: ig
     await wait_for_checkpoint(sessionmaker, running)
     admin_operations = {"admin_list_jobs": lambda http: http.get("/admin/v1/jobs")}
     with (
+        worker_supervisor.watching() as restarts,
         TrainerWatch() as watch,
         ApiProbe(user_api, chaos_user.key, _user_operations(running)) as probe,
         ApiProbe(admin_api, admin.key, admin_operations) as admin_probe,
@@ -155,6 +154,9 @@ async def test_postgres_restart_while_the_apis_serve_and_a_job_runs(  # type: ig
     answers = probe.between(down, up) + admin_probe.between(down, up)
     outcome = await _outcome(client, sessionmaker, [running])
     recovered = probe.first_success_after(up)
+    # Every step the trainer reported during the outage is recorded once PostgreSQL is back.
+    reported = {step for steps in (await steps_by_attempt(sessionmaker, running)).values() for step in steps}
+    step_events_missing = sorted(set(range(1, max(reported, default=0) + 1)) - reported)
     figures = {
         "how": how,
         "outage_seconds": round(up - down, 1),
@@ -168,6 +170,8 @@ async def test_postgres_restart_while_the_apis_serve_and_a_job_runs(  # type: ig
         "no_http_answer": sum(1 for a in answers if a.status == 0),
         "seconds_restart_to_first_api_success": round(recovered - up, 2) if recovered else None,
         "jobs_trained_twice_concurrently": watch.concurrent_runs(),
+        "worker_processes_restarted": restarts,
+        "step_events_missing": step_events_missing,
         "job_lease_seconds": settings.job_lease_seconds,
         **outcome,
     }
@@ -176,3 +180,4 @@ async def test_postgres_restart_while_the_apis_serve_and_a_job_runs(  # type: ig
     assert figures["no_http_answer"] == 0 and recovered is not None, figures
     assert "503" in figures["api_answers_during_outage"], "the outage was not observed by the probes"
     assert outcome["jobs_lost"] == 0 and watch.concurrent_runs() == 0, figures
+    assert step_events_missing == [], figures
