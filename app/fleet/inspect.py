@@ -7,12 +7,39 @@ workers with `limit` set: an answering fleet costs one timeout, not six.
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+import redis.exceptions
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from app.fleet.gpus import GPU_STATUS_COMMAND
+
+logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def once_more_on_a_stale_connection(call: Callable[P, R]) -> Callable[P, R]:
+    """After the broker restarted, the first command on a pooled connection finds its socket closed.
+
+    The Redis client drops that socket as it fails, so the same command sent again reconnects; a
+    broker that is really down fails the second time too, and the caller answers 503.
+    """
+
+    @functools.wraps(call)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return call(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, OperationalError) as error:
+            logger.info("broker connection was stale (%s); asking once more", error)
+            return call(*args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -26,6 +53,7 @@ class ControlReplies:
     gpu_status: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@once_more_on_a_stale_connection
 def ask_workers(app: Celery, timeout: float) -> ControlReplies:
     replies = ControlReplies(ping=app.control.inspect(timeout=timeout).ping() or {})
     hosts = sorted(replies.ping)
@@ -45,10 +73,12 @@ def ask_workers(app: Celery, timeout: float) -> ControlReplies:
     return replies
 
 
+@once_more_on_a_stale_connection
 def ping(app: Celery, timeout: float) -> dict[str, Any]:
     return app.control.inspect(timeout=timeout).ping() or {}
 
 
+@once_more_on_a_stale_connection
 def worker_queues(app: Celery, timeout: float) -> dict[str, list[str]]:
     """Worker -> the queue names it consumes."""
     answered = app.control.inspect(timeout=timeout).active_queues() or {}

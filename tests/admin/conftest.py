@@ -114,18 +114,20 @@ def seed(sessionmaker: async_sessionmaker[AsyncSession]) -> Seeder:
 async def gpu_queue_held() -> AsyncIterator[None]:
     """Workers stop taking from the gpu queue for the test, so what waits there can be looked at."""
     from app.core.celery_app import GPU_QUEUE, celery_app
+    from app.fleet.inspect import once_more_on_a_stale_connection, worker_queues
     from app.jobs.queue_state import queue_keys
 
     def gpu_consumers() -> list[str]:
-        consuming = celery_app.control.inspect(timeout=1.0).active_queues() or {}
-        return [host for host, queues in consuming.items() if any(queue["name"] == GPU_QUEUE for queue in queues)]
+        return [host for host, queues in worker_queues(celery_app, 1.0).items() if GPU_QUEUE in queues]
 
     hosts = gpu_consumers()
     # A solo-pool worker busy with a task answers control commands only after it: ask until it has.
     deadline = time.monotonic() + 60
     while hosts and set(hosts) & set(gpu_consumers()):
         assert time.monotonic() < deadline, "the GPU worker did not stop consuming"
-        celery_app.control.cancel_consumer(GPU_QUEUE, destination=hosts, reply=True, timeout=5, limit=len(hosts))
+        once_more_on_a_stale_connection(celery_app.control.cancel_consumer)(
+            GPU_QUEUE, destination=hosts, reply=True, timeout=5, limit=len(hosts)
+        )
 
     def empty_gpu_queue() -> None:
         # What one test leaves there names rows the next one no longer has.
