@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CERBOS := tools/cerbos/cerbos
 # make test PYTEST_ARGS="-k jobs"   |   make test-full (adds the full fault-injection suite)
+# make evidence: every figure of docs/evidence.md in one run (about an hour)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-full lint typecheck policies deploy-check bench clean
+.PHONY: install run test test-full lint typecheck policies deploy-check bench evidence clean
 
 install: $(STAMP) $(CERBOS)
 
@@ -49,6 +50,9 @@ test-full: install
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) bench/train_throughput.py
 	HF_HUB_OFFLINE=1 $(PY) bench/embed_throughput.py
+
+evidence: install
+	scripts/evidence.sh
 
 clean:
 	rm -rf $(VENV) tools .mypy_cache .ruff_cache .pytest_cache

@@ -8,8 +8,10 @@ Celery workers run as real processes, started on first use.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -50,13 +52,16 @@ def _ensure_cerbos() -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def stack() -> Iterator[object]:
     from app.core.config import get_settings
     from app.core.migrations import upgrade_head
     from app.devstack.stack import Ports, Stack, configured_urls
 
     _ensure_cerbos()
-    data_dir = tmp_path_factory.mktemp("platform-data")
+    # Not under pytest's base temp: every pytest session that starts resets /tmp/pytest-of-<user> to mode 700,
+    # and the embedded PostgreSQL runs as another user, so a second session (a developer running one test
+    # while the suite runs) would cut this session's database off its own data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="finetune-test-"))
     platform = Stack(data_dir=data_dir, ports=Ports.free(), environment="test", configured=configured_urls())
     try:
         env = platform.start_servers()
@@ -69,6 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield platform
     finally:
         platform.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _point_celery_at(redis_url: str) -> None:

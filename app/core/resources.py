@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.database import create_engine, create_sessionmaker
+from app.core.redis_clients import async_client
 
 if TYPE_CHECKING:
     from app.authz import Authorizer
@@ -33,7 +34,7 @@ class Resources:
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            redis=aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3),
+            redis=async_client(settings.redis_url),
             authorizer=Authorizer(settings.cerbos_url),
         )
 

@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker, retry_while_unavailable
+from app.core.redis_clients import async_client
 
 T = TypeVar("T")
 
@@ -36,7 +37,7 @@ class WorkerContext:
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            redis=aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
+            redis=async_client(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
         )
 
     async def write(self, work: Callable[[], Awaitable[T]], what: str) -> T:

@@ -17,12 +17,12 @@ import os
 import threading
 from typing import Any
 
-import redis
 from celery.signals import worker_ready, worker_shutdown
 from celery.worker.control import inspect_command
 
 from app.core.config import get_settings
 from app.core.database import utcnow
+from app.core.redis_clients import sync_client
 from app.fleet.gpus import GPU_SAMPLE_SECONDS, GPU_SAMPLE_TTL_SECONDS, GPU_STATUS_COMMAND, read_gpu_status, sample_key
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def gpu_status(state: Any, **_: Any) -> dict[str, Any]:
 
 
 def _sample_forever(hostname: str, redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = sync_client(redis_url)
     try:
         while not _stop_sampling.is_set():
             try:

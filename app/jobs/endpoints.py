@@ -22,7 +22,16 @@ from app.core.database import commit
 from app.core.errors import BadRequest, NotFound
 from app.core.pagination import page
 from app.jobs import estimates, events, service
-from app.jobs.schemas import TERMINAL_STATUSES, CheckpointObject, EstimateObject, EventObject, JobCreate, JobObject
+from app.jobs.schemas import (
+    TERMINAL_STATUSES,
+    CheckpointObject,
+    EstimateObject,
+    EventObject,
+    JobCreate,
+    JobObject,
+    fine_tuned_model_name,
+)
+from app.users.tables import Organization
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -233,7 +242,10 @@ async def list_checkpoints(
     job, rows, has_more = await service.list_checkpoints(
         session, authorizer, principal, fine_tuning_job_id, after, limit
     )
-    name = job.fine_tuned_model or f"ft:{job.model}:{job.organization_id}::{job.id}"
+    name = job.fine_tuned_model
+    if name is None:  # not finished yet: the name the model will have
+        organization = await session.get(Organization, job.organization_id)
+        name = fine_tuned_model_name(job, organization.name if organization else job.organization_id)
     return page([CheckpointObject.of(row, name).model_dump() for row in rows], has_more)
 
 

@@ -19,6 +19,7 @@ from app.core.worker_context import WorkerContext
 from app.files.tables import File
 from app.finetuned.tables import FineTunedModel
 from app.jobs import events, lifecycle, tracking
+from app.jobs.schemas import fine_tuned_model_name
 from app.jobs.tables import Job, JobEvent
 from app.users.tables import Organization
 
@@ -27,11 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 RESULTS_PURPOSE = "fine-tune-results"
-
-
-def fine_tuned_model_name(job: Job, organization_name: str) -> str:
-    """OpenAI's `ft:{base}:{org}:{suffix}:{id}`."""
-    return f"ft:{job.model}:{organization_name}:{job.suffix or ''}:{job.id[-8:]}"
 
 
 def _store_result_file(context: WorkerContext, job: Job, csv_path: Path) -> File:

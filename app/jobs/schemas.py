@@ -183,6 +183,11 @@ class EventObject(BaseModel):
         )
 
 
+def fine_tuned_model_name(job: Job, organization_name: str) -> str:
+    """OpenAI's `ft:{base}:{org}:{suffix}:{id}`: the model a succeeded job names, and its checkpoints' prefix."""
+    return f"ft:{job.model}:{organization_name}:{job.suffix or ''}:{job.id[-8:]}"
+
+
 class CheckpointObject(BaseModel):
     object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
     id: str

@@ -95,7 +95,8 @@ async def test_sdk_drives_upload_create_list_events_checkpoints_cancel(  # type:
     assert [c.id for c in checkpoints] == list(reversed(checkpoint_ids))
     assert [c.step_number for c in checkpoints] == list(reversed(steps))
     assert all(c.fine_tuning_job_id == first.id and c.id.startswith("ftckpt_") for c in checkpoints)
-    assert checkpoints[0].fine_tuned_model_checkpoint.endswith(":ckpt-step-12")
+    # The job is not finished: its checkpoints carry the name its model will have (organization name, not id).
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"ft:{tiny_model}:acme:run0:{first.id[-8:]}:ckpt-step-12"
     assert checkpoints[0].metrics.step == 12
 
     cancelled = client.fine_tuning.jobs.cancel(first.id)

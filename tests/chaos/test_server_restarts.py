@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,17 @@ async def _outcome(client: OpenAI, sessionmaker: Any, job_ids: list[str]) -> dic
     "how", ["stop", pytest.param("kill", marks=FULL_ONLY), pytest.param("lose_data", marks=FULL_ONLY)]
 )
 async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-untyped-def]
-    how, stack, client, chaos_user, user_api, gpu_worker, cpu_worker, worker_supervisor, tiny_model, sessionmaker
+    how,
+    stack,
+    client,
+    chaos_user,
+    user_api,
+    admin_api,
+    gpu_worker,
+    cpu_worker,
+    worker_supervisor,
+    tiny_model,
+    sessionmaker,
 ) -> None:
     valkey = server_of(stack, "EmbeddedValkey")
     running = start_long_job(client, tiny_model, examples=16, epochs=2)
@@ -102,6 +113,8 @@ async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-u
     queued_row = await job_row(sessionmaker, queued)
     running_row = await job_row(sessionmaker, running)
     assert queued_row.started_at is not None and running_row.finished_at is not None
+    # Once the broker is back, the APIs' own Redis connections are too: no pooled socket stays stale.
+    ready = [httpx.get(f"{base}/ready", timeout=10).status_code for base in (user_api, admin_api) for _ in range(12)]
     figures = {
         "how": how,
         "outage_seconds": round(up - down, 1),
@@ -110,6 +123,7 @@ async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-u
                                  "then_reached": created_reached},
         "jobs_trained_twice_concurrently": watch.concurrent_runs(),
         "worker_processes_restarted": restarts,
+        "ready_answers_after_restart": dict(Counter(ready)),
         # The solo GPU worker takes the queued job once the running one ends (or at once, if it ended before).
         "seconds_restart_to_queued_job_claimed": round(
             queued_row.started_at.timestamp() - max(up, running_row.finished_at.timestamp()), 1),
@@ -118,6 +132,7 @@ async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-u
     record(f"valkey_restart_{how}", figures)
     assert outcome["jobs_lost"] == 0 and watch.concurrent_runs() == 0, figures
     assert outcome["attempts"][running] == 1, "the running job was not disturbed by the broker restart"
+    assert set(ready) == {200}, figures
     assert all(status in ("200", "201") for status in figures["api_answers_during_outage"]), figures
     # A job created during the outage is either refused (503, and nothing made) or made and run: a 503
     # for a job that was made anyway would make the client's retry a second job.
