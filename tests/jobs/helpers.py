@@ -83,8 +83,15 @@ async def wait_for_checkpoint(sessionmaker: Any, job_id: str, timeout: float = 2
 
 
 def trainer_processes(worker_pid: int) -> list[psutil.Process]:
-    worker = psutil.Process(worker_pid)
-    return [child for child in worker.children(recursive=True) if "app.training" in " ".join(child.cmdline())]
+    """Live training processes under the worker (one that just exited is a zombie: not training)."""
+    trainers = []
+    for child in psutil.Process(worker_pid).children(recursive=True):
+        try:
+            if "app.training" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                trainers.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return trainers
 
 
 def kill_trainer(worker_pid: int) -> int:

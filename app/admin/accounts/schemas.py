@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from app.admin.timestamps import unix
 from app.core.database import utcnow
@@ -54,7 +54,7 @@ class UserUpdate(BaseModel):
 class UserDisable(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Running jobs keep running unless asked: disabling someone is not a reason to waste GPU hours.
-    cancel_jobs: bool = False
+    cancel_jobs: StrictBool = False
 
 
 class UserObject(BaseModel):
@@ -84,7 +84,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="", max_length=200)
     expires_at: datetime | None = None
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _one_expiry(self) -> KeyCreate:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +11,7 @@ from app.admin.audit import repository
 from app.admin.audit.repository import AuditFilters
 from app.admin.audit.schemas import AuditObject
 from app.admin.errors import ERRORS
+from app.admin.timestamps import TimeFilter
 from app.api.deps import SessionDep
 from app.authz import Kind, Principal
 from app.core.pagination import page
@@ -33,8 +33,8 @@ async def list_audit_log(
     resource_type: str | None = None,
     resource_id: str | None = None,
     status_code: int | None = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601 or Unix seconds, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601 or Unix seconds, exclusive")] = None,
+    since: Annotated[TimeFilter | None, Query(description="ISO 8601 or Unix seconds, inclusive")] = None,
+    until: Annotated[TimeFilter | None, Query(description="ISO 8601 or Unix seconds, exclusive")] = None,
     after: Annotated[int | None, Query(description="id of the last entry of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:

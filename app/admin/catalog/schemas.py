@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from app.admin.timestamps import unix
 from app.catalog.tables import CatalogEntry
@@ -27,12 +27,12 @@ class BaseModelCreate(BaseModel):
     source: str = Field(min_length=1, max_length=500, description="Hugging Face hub id, or an absolute local path")
     revision: str | None = Field(default=None, max_length=100, description="branch, tag or commit (hub only)")
     chat_template: str | None = Field(default=None, max_length=100_000)
-    max_seq_length: int = Field(default=2048, ge=16, le=1_048_576)
-    parameter_count: int | None = Field(default=None, ge=1)
-    allowed: bool = True
+    max_seq_length: StrictInt = Field(default=2048, ge=16, le=1_048_576)
+    parameter_count: StrictInt | None = Field(default=None, ge=1)
+    allowed: StrictBool = True
     owned_by: str = Field(default="system", max_length=100)
     # Hub models: fill the shared cache now, on a GPU worker.
-    download: bool = True
+    download: StrictBool = True
 
     @model_validator(mode="after")
     def _source_shape(self) -> BaseModelCreate:
@@ -57,11 +57,11 @@ def _looks_like_hub_id(source: str) -> bool:
 class BaseModelUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    allowed: bool | None = None
+    allowed: StrictBool | None = None
     revision: str | None = Field(default=None, max_length=100)
     chat_template: str | None = Field(default=None, max_length=100_000)
-    max_seq_length: int | None = Field(default=None, ge=16, le=1_048_576)
-    parameter_count: int | None = Field(default=None, ge=1)
+    max_seq_length: StrictInt | None = Field(default=None, ge=16, le=1_048_576)
+    parameter_count: StrictInt | None = Field(default=None, ge=1)
     owned_by: str | None = Field(default=None, max_length=100)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +11,7 @@ from app.admin.errors import ERRORS
 from app.admin.jobs import service
 from app.admin.jobs.repository import JobFilters
 from app.admin.jobs.schemas import AdminJobDetail, AdminJobObject, JobStatus, PriorityChange
+from app.admin.timestamps import TimeFilter
 from app.api.deps import ResourcesDep, SessionDep
 from app.audit.service import mark_resource
 from app.authz import Kind, Principal
@@ -36,8 +36,8 @@ async def list_jobs(
     user_id: str | None = None,
     organization_id: str | None = None,
     model: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Annotated[TimeFilter | None, Query(description="ISO 8601 or Unix seconds, inclusive")] = None,
+    created_before: Annotated[TimeFilter | None, Query(description="ISO 8601 or Unix seconds, exclusive")] = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from app.users.quotas import Usage
 from app.users.tables import Quota
@@ -16,9 +16,10 @@ class QuotaLimits(BaseModel):
     """Null means unlimited."""
 
     model_config = ConfigDict(extra="forbid")
-    max_concurrent_jobs: int | None = Field(default=None, ge=0)
-    gpu_hours_per_month: float | None = Field(default=None, ge=0)
-    storage_bytes: int | None = Field(default=None, ge=0)
+    # Strict: a JSON `false` or "3" is refused, not read as 0 or 3.
+    max_concurrent_jobs: StrictInt | None = Field(default=None, ge=0)
+    gpu_hours_per_month: StrictFloat | None = Field(default=None, ge=0)
+    storage_bytes: StrictInt | None = Field(default=None, ge=0)
 
 
 class QuotaSet(QuotaLimits):
