@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import redis.exceptions
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from starlette.routing import Match
 
 from app.audit.service import record_request
 from app.core.config import Settings, get_settings
+from app.core.database import CONNECTION_LOST_ERRORS
 from app.core.errors import PlatformError, ServiceUnavailable
 from app.core.health import check_dependencies
 from app.core.logging import configure_logging, request_id_var
@@ -40,14 +42,9 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 # What PostgreSQL refuses in a value the request carried (a NUL or an unpaired surrogate in text, a number
 # out of range): the client's mistake, so 400. Checked before UNAVAILABLE_ERRORS, whose DBAPIError covers it.
 REFUSED_VALUE_ERRORS: tuple[type[Exception], ...] = (sa_exc.DataError,)
-try:
-    import asyncpg
-
-    UNAVAILABLE_ERRORS += (asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.ConnectionDoesNotExistError)
-    # asyncpg's server-side class-22 errors, and its client-side encoding errors (which are ValueErrors).
-    REFUSED_VALUE_ERRORS += (asyncpg.exceptions.DataError, ValueError)
-except ImportError:  # pragma: no cover - asyncpg is a base dependency
-    pass
+UNAVAILABLE_ERRORS += CONNECTION_LOST_ERRORS
+# asyncpg's server-side class-22 errors, and its client-side encoding errors (which are ValueErrors).
+REFUSED_VALUE_ERRORS += (asyncpg.exceptions.DataError, ValueError)
 
 
 def refused_value(error: BaseException) -> bool:

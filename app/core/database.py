@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -82,36 +84,28 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
             raise
 
 
+# The driver's ways of saying the server went away (a restart, a failover, a fast shutdown).
+CONNECTION_LOST_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
 def database_unavailable(error: BaseException) -> bool:
     """The database could not be reached or is restarting: worth trying the same transaction again.
 
     A refused statement (constraint, bad value) is not: it would fail the same way every time.
     """
-    from sqlalchemy import exc
-
-    if isinstance(error, ConnectionError | TimeoutError | OSError | exc.OperationalError | exc.InterfaceError):
+    if isinstance(error, TimeoutError | sa_exc.OperationalError | sa_exc.InterfaceError):
         return True
-    if isinstance(error, exc.DBAPIError):
+    if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated:
             return True
-        cause = error.orig.__cause__ if error.orig is not None else None
-        return _is_connection_error(cause or error.orig)
-    return _is_connection_error(error)
-
-
-def _is_connection_error(error: BaseException | None) -> bool:
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - asyncpg is a base dependency
-        return False
-    lost = (
-        asyncpg.exceptions.CannotConnectNowError,
-        asyncpg.exceptions.ConnectionDoesNotExistError,
-        asyncpg.exceptions.AdminShutdownError,
-        ConnectionError,
-        OSError,
-    )
-    return isinstance(error, lost)
+        if error.orig is not None:  # SQLAlchemy wraps the driver's error, which may wrap the cause
+            error = error.orig.__cause__ or error.orig
+    return isinstance(error, CONNECTION_LOST_ERRORS)
 
 
 async def retry_while_unavailable(
