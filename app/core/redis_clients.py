@@ -15,21 +15,18 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 RETRIES = 3
+BACKOFF = ExponentialBackoff(cap=1.0, base=0.05)
 
 
 def async_client(url: str, socket_timeout: float = 5, socket_connect_timeout: float = 3) -> aioredis.Redis:
+    retry = AsyncRetry(BACKOFF, RETRIES, supported_errors=(redis.ConnectionError,))
     return aioredis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_connect_timeout,
-        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES, supported_errors=(redis.ConnectionError,)),
+        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout, retry=retry
     )
 
 
 def sync_client(url: str, socket_timeout: float = 5, socket_connect_timeout: float = 5) -> redis.Redis:
+    retry = Retry(BACKOFF, RETRIES, supported_errors=(redis.ConnectionError,))
     return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_connect_timeout,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES, supported_errors=(redis.ConnectionError,)),
+        url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout, retry=retry
     )
