@@ -21,16 +21,15 @@ import os
 import random
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from bench.api_load import start_platform
+from bench.rss import RssWatch
 
 MiB = 2**20
 WORDS = [
@@ -90,19 +89,6 @@ def validator_in_process(path: Path) -> tuple[float, bool]:
     return time.perf_counter() - started, report.ok
 
 
-class PeakRss(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
-        self.baseline = self.peak = self.process.memory_info().rss
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.02)
-
-
 def multipart_from(path: Path, boundary: str) -> Iterator[bytes]:
     yield f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'.encode()
     yield f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n\r\n'.encode()
@@ -117,16 +103,13 @@ def upload_through_api(path: Path, scratch: Path) -> dict[str, Any]:
     stack, base_url, key, _ = start_platform(scratch / "platform", api_env=limits)
     try:
         api = next(process for process in stack.processes if process.name == "user-api-bench")
-        memory = PeakRss(api.pid)
-        memory.start()
         boundary = "throughput-boundary-91c2"
         headers = {"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
-        started = time.perf_counter()
-        response = httpx.post(f"{base_url}/v1/files", content=multipart_from(path, boundary), headers=headers,
-                              timeout=3600)  # fmt: skip
-        seconds = time.perf_counter() - started
-        memory.done.set()
-        memory.join()
+        with RssWatch(api.pid) as memory:
+            started = time.perf_counter()
+            response = httpx.post(f"{base_url}/v1/files", content=multipart_from(path, boundary), headers=headers,
+                                  timeout=3600)  # fmt: skip
+            seconds = time.perf_counter() - started
     finally:
         stack.stop()
     assert response.status_code == 200, response.text[:2000]

@@ -22,8 +22,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.files.tables import File
+from bench.rss import RssWatch
 from tests.api.conftest import listing
-from tests.bad_input.conftest import MULTIPART_HEADERS, RssWatch, ScaleApi, multipart
+from tests.bad_input.conftest import MULTIPART_HEADERS, ScaleApi, multipart
 from tests.chaos.evidence import full_chaos, record
 from tests.jobs.datasets import chat_lines, jsonl
 
