@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import fetch_page
-from app.jobs.tables import Checkpoint, Job, JobEvent, OutboxMessage
+from app.core.outbox import OutboxMessage
+from app.jobs.tables import Checkpoint, Job, JobEvent
 
 
 @dataclass(frozen=True)
