@@ -1,3 +1,5 @@
+"""Every statement on uploaded files."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,3 +38,9 @@ async def stored_bytes(
     if organization_id is not None:
         query = query.where(File.organization_id == organization_id)
     return int(await session.scalar(query) or 0)
+
+
+async def by_ids(session: AsyncSession, file_ids: list[str]) -> dict[str, File]:
+    """The rows of these ids (deleted ones included), by id."""
+    rows = (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()
+    return {row.id: row for row in rows}

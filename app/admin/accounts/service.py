@@ -8,15 +8,19 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.accounts import repository
 from app.admin.accounts.schemas import KeyCreate, KeyUpdate, UserCreate, UserUpdate
 from app.authz import Principal
 from app.core.database import utcnow
 from app.core.errors import Conflict, not_found
 from app.core.resources import Resources
+from app.jobs import repository as job_repository
 from app.jobs import service as jobs
+from app.users import repository
 from app.users import service as users
 from app.users.tables import ApiKey, Organization, User
+
+# Jobs that still hold (or wait for) a GPU: what "cancel the user's jobs" stops.
+CANCELLABLE_STATUSES = ("validating_files", "queued", "running", "paused")
 
 
 async def create_organization(session: AsyncSession, name: str) -> Organization:
@@ -26,7 +30,7 @@ async def create_organization(session: AsyncSession, name: str) -> Organization:
 
 
 async def get_organization(session: AsyncSession, organization_id: str) -> Organization:
-    row = await session.get(Organization, organization_id)
+    row = await repository.get_organization(session, organization_id)
     if row is None:
         raise not_found("organization", organization_id, param="organization_id")
     return row
@@ -58,7 +62,7 @@ async def list_users(
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User:
-    row = await session.get(User, user_id)
+    row = await repository.get_user(session, user_id)
     if row is None:
         raise not_found("user", user_id, param="user_id")
     return row
@@ -111,7 +115,7 @@ async def disable_user(
     await session.flush()
     cancelled = []
     if cancel_jobs:
-        for job_id in await repository.cancellable_job_ids(session, user_id):
+        for job_id in await job_repository.ids_of_owner(session, user_id, CANCELLABLE_STATUSES):
             try:
                 await jobs.cancel(resources, session, principal, job_id)
             except Conflict:  # it ended on its own meanwhile
@@ -146,7 +150,7 @@ async def list_keys(
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
-    row = await session.get(ApiKey, key_id)
+    row = await repository.get_key(session, key_id)
     if row is None:
         raise not_found("API key", key_id, param="key_id")
     return row

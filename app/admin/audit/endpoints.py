@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from app.admin.access import allowed
-from app.admin.audit import repository
-from app.admin.audit.repository import AuditFilters
 from app.admin.audit.schemas import AuditObject
 from app.admin.errors import ERRORS
 from app.admin.timestamps import TimeFilter
 from app.api.deps import SessionDep
+from app.audit import repository
+from app.audit.repository import AuditFilters
 from app.authz import Kind, Principal
 from app.core.pagination import page
 

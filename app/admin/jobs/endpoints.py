@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from app.admin.access import allowed
 from app.admin.errors import ERRORS
 from app.admin.jobs import service
-from app.admin.jobs.repository import JobFilters
 from app.admin.jobs.schemas import AdminJobDetail, AdminJobObject, JobStatus, PriorityChange
 from app.admin.timestamps import TimeFilter
 from app.api.deps import ResourcesDep, SessionDep
@@ -17,7 +16,7 @@ from app.audit.service import mark_resource
 from app.authz import Kind, Principal
 from app.core.database import commit
 from app.core.pagination import page
-from app.jobs.schemas import EventObject
+from app.jobs.schemas import EventObject, JobFilters
 
 router = APIRouter(prefix="/admin/v1/jobs", tags=["admin: jobs"], responses=ERRORS)
 
