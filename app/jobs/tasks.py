@@ -21,6 +21,7 @@ from app.core.celery_app import (
 from app.core.database import utcnow
 from app.core.outbox import enqueue, relay
 from app.core.worker_context import WorkerContext, run_in_context
+from app.datasets.codes import TokenizerErrorCode
 from app.files import repository as files
 from app.files.service import storage_path
 from app.files.tasks import overlap_report
@@ -48,7 +49,7 @@ def count_tokens_now(request: dict[str, Any]) -> dict[str, Any]:
         errors += [
             {
                 "line": o.line,
-                "code": "example_too_long",
+                "code": TokenizerErrorCode.EXAMPLE_TOO_LONG,
                 "message": f"{o.n_tokens} tokens, over max_seq_length {report.max_seq_length}",
             }
             for o in report.over_length
