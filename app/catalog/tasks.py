@@ -42,6 +42,8 @@ def is_local(source: str) -> bool:
 
 def fetch_into_cache(source: str, revision: str | None) -> str | None:
     """Download (or find cached) `source` at `revision` into the shared HF cache; the problem, or None."""
+    # huggingface_hub comes with the train extra: the API image imports this module (local_model_problem)
+    # without it, and only a GPU worker downloads.
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,

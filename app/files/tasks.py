@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from app.core.celery_app import TASK_FILE_OVERLAP, TASK_INDEX_FILE, TASK_SEARCH_FILE, celery_app
+from app.core.config import get_settings
 from app.core.worker_context import WorkerContext, run_in_context
 from app.files.service import storage_path
 from app.files.tables import File
@@ -54,8 +55,6 @@ async def index_file(context: WorkerContext, file_id: str) -> str:
 @celery_app.task(name=TASK_SEARCH_FILE)
 def search(file_id: str, owner_id: str, organization_id: str, query: str, limit: int) -> list[dict[str, object]]:
     """Runs where the embedding model lives, so the API process needs no torch."""
-    from app.core.config import get_settings
-
     hits = vector_store(get_settings()).search(file_id, owner_id, organization_id, query, limit)
     return [{"line": hit.line, "score": round(float(hit.score), 4), "text": hit.excerpt} for hit in hits]
 

@@ -85,6 +85,8 @@ def load_tokenizer(
 
     Raises MissingChatTemplateError when neither the tokenizer nor the override has one.
     """
+    # transformers loads in seconds: the Celery workers import this module (token counts) at start
+    # and pay for it only when they count.
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_model, revision=revision)
@@ -206,7 +208,7 @@ def render_with_assistant_spans(
     span of assistant message i is what rendering messages[:i+1] adds to messages[:i] + the
     generation prompt, which holds whenever the template renders conversations incrementally.
     """
-    from transformers.utils.chat_template_utils import render_jinja_template
+    from transformers.utils.chat_template_utils import render_jinja_template  # as in load_tokenizer
 
     template = tokenizer.get_chat_template(None, tools)
     n_assistant = sum(1 for message in messages if message["role"] == "assistant")
