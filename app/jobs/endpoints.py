@@ -18,7 +18,6 @@ from app.api.deps import AuthzDep, PrincipalDep, ResourcesDep, SessionDep
 from app.artifacts.archive import tar_stream
 from app.audit.service import mark_resource
 from app.core import idempotency
-from app.core.database import commit
 from app.core.errors import BadRequest, NotFound
 from app.core.pagination import page
 from app.jobs import estimates, events, service
@@ -50,11 +49,11 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
     """Create a job; it is enqueued only once the row is committed."""
-    async with idempotency.once(resources.redis, principal.id, "jobs", idempotency_key, body.model_dump()) as replay:
+    remembered = idempotency.once(resources.redis, session, principal.id, "jobs", idempotency_key, body.model_dump())
+    async with remembered as replay:
         if replay.response is None:
             job = await service.create(resources, session, principal, body)
             mark_resource(request, "fine_tuning_job", job.id)
-            await commit(session)  # committed before the response is remembered, so a replay names a real job
             replay.response = JobObject.of(job).model_dump()
     return replay.response
 
