@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import contains_pattern, fetch_page
 from app.users.tables import ApiKey, Organization, Quota, User
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    """The admin list's filters over every user."""
+
+    organization_id: str | None = None
+    role: str | None = None
+    disabled: bool | None = None
+    email: str | None = None  # part of the address
+
 
 # ---- organizations ---------------------------------------------------------------------------
 
@@ -55,24 +67,17 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
 
 
 async def users_page(
-    session: AsyncSession,
-    *,
-    organization_id: str | None,
-    role: str | None,
-    disabled: bool | None,
-    email: str | None,
-    after: str | None,
-    limit: int,
+    session: AsyncSession, filters: UserFilters, after: str | None, limit: int
 ) -> tuple[Sequence[User], bool]:
     query = select(User)
-    if organization_id:
-        query = query.where(User.organization_id == organization_id)
-    if role:
-        query = query.where(User.roles.contains([role]))
-    if disabled is not None:
-        query = query.where(User.disabled.is_(disabled))
-    if email:
-        query = query.where(User.email.ilike(contains_pattern(email), escape="\\"))
+    if filters.organization_id:
+        query = query.where(User.organization_id == filters.organization_id)
+    if filters.role:
+        query = query.where(User.roles.contains([filters.role]))
+    if filters.disabled is not None:
+        query = query.where(User.disabled.is_(filters.disabled))
+    if filters.email:
+        query = query.where(User.email.ilike(contains_pattern(filters.email), escape="\\"))
     return await fetch_page(session, query, User.id, after=after, limit=limit)
 
 

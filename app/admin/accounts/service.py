@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,10 +18,12 @@ from app.jobs import repository as job_repository
 from app.jobs import service as jobs
 from app.users import repository
 from app.users import service as users
+from app.users.repository import UserFilters
 from app.users.tables import ApiKey, Organization, User
 
 # Jobs that still hold (or wait for) a GPU: what "cancel the user's jobs" stops.
 CANCELLABLE_STATUSES = ("validating_files", "queued", "running", "paused")
+T = TypeVar("T")
 
 
 async def create_organization(session: AsyncSession, name: str) -> Organization:
@@ -29,11 +32,15 @@ async def create_organization(session: AsyncSession, name: str) -> Organization:
     return await users.create_organization(session, name)
 
 
+def _found(row: T | None, kind: str, object_id: str, param: str) -> T:
+    if row is None:
+        raise not_found(kind, object_id, param=param)
+    return row
+
+
 async def get_organization(session: AsyncSession, organization_id: str) -> Organization:
     row = await repository.get_organization(session, organization_id)
-    if row is None:
-        raise not_found("organization", organization_id, param="organization_id")
-    return row
+    return _found(row, "organization", organization_id, "organization_id")
 
 
 async def list_organizations(
@@ -49,23 +56,13 @@ async def user_count(session: AsyncSession, organization_id: str) -> int:
 
 
 async def list_users(
-    session: AsyncSession,
-    organization_id: str | None,
-    role: str | None,
-    disabled: bool | None,
-    email: str | None,
-    after: str | None,
-    limit: int,
+    session: AsyncSession, filters: UserFilters, after: str | None, limit: int
 ) -> tuple[Sequence[User], bool]:
-    return await repository.users_page(session, organization_id=organization_id, role=role, disabled=disabled,
-                                       email=email, after=after, limit=limit)  # fmt: skip
+    return await repository.users_page(session, filters, after, limit)
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User:
-    row = await repository.get_user(session, user_id)
-    if row is None:
-        raise not_found("user", user_id, param="user_id")
-    return row
+    return _found(await repository.get_user(session, user_id), "user", user_id, "user_id")
 
 
 async def create_user(session: AsyncSession, body: UserCreate) -> User:
@@ -150,10 +147,7 @@ async def list_keys(
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
-    row = await repository.get_key(session, key_id)
-    if row is None:
-        raise not_found("API key", key_id, param="key_id")
-    return row
+    return _found(await repository.get_key(session, key_id), "API key", key_id, "key_id")
 
 
 async def update_key(session: AsyncSession, key_id: str, body: KeyUpdate) -> ApiKey:
