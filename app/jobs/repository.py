@@ -180,23 +180,8 @@ async def waiting_since(session: AsyncSession, older_than: timedelta) -> list[Jo
 # ---- events ----------------------------------------------------------------------------------
 
 
-def add_event(session: AsyncSession, job_id: str, event: NewEvent, attempt: int = 0) -> JobEvent:
-    row = JobEvent(
-        id=ids.event_id(),
-        job_id=job_id,
-        attempt=attempt,
-        level=event.level,
-        type=event.type,
-        message=event.message,
-        data=event.data,
-    )
-    session.add(row)
-    return row
-
-
-async def add_fenced_event(session: AsyncSession, job_id: str, attempt: int, event: NewEvent) -> JobEvent | None:
-    """Insert only while `attempt` still owns the job: a worker that lost its lease writes nothing."""
-    row = JobEvent(
+def _event_row(job_id: str, attempt: int, event: NewEvent) -> JobEvent:
+    return JobEvent(
         id=ids.event_id(),
         job_id=job_id,
         attempt=attempt,
@@ -206,18 +191,23 @@ async def add_fenced_event(session: AsyncSession, job_id: str, attempt: int, eve
         data=event.data,
         created_at=utcnow(),
     )
-    source = select(
-        literal(row.id),
-        Job.id,
-        literal(attempt),
-        literal(event.level),
-        literal(event.type),
-        literal(event.message),
-        literal(event.data, type_=JobEvent.__table__.c.data.type),
-        literal(row.created_at, type_=JobEvent.__table__.c.created_at.type),
-    ).where(Job.id == job_id, Job.attempt == attempt)
-    columns = ["id", "job_id", "attempt", "level", "type", "message", "data", "created_at"]
-    result = await session.execute(insert(JobEvent).from_select(columns, source).returning(JobEvent.id))
+
+
+def add_event(session: AsyncSession, job_id: str, event: NewEvent, attempt: int = 0) -> JobEvent:
+    row = _event_row(job_id, attempt, event)
+    session.add(row)
+    return row
+
+
+async def add_fenced_event(session: AsyncSession, job_id: str, attempt: int, event: NewEvent) -> JobEvent | None:
+    """Insert only while `attempt` still owns the job: a worker that lost its lease writes nothing."""
+    row = _event_row(job_id, attempt, event)
+    columns = JobEvent.__table__.c
+    names = ("id", "job_id", "attempt", "level", "type", "message", "data", "created_at")
+    # INSERT ... SELECT from the job row: no row is selected (none inserted) once another attempt owns it.
+    values = [Job.id if name == "job_id" else literal(getattr(row, name), type_=columns[name].type) for name in names]
+    source = select(*values).where(Job.id == job_id, Job.attempt == attempt)
+    result = await session.execute(insert(JobEvent).from_select(list(names), source).returning(JobEvent.id))
     return row if result.scalar_one_or_none() is not None else None
 
 
