@@ -11,8 +11,8 @@ from app.catalog.tables import CatalogEntry
 from app.core.pagination import fetch_page
 
 
-async def get(session: AsyncSession, model_id: str) -> CatalogEntry | None:
-    return await session.get(CatalogEntry, model_id)
+async def get(session: AsyncSession, model_id: str, *, for_update: bool = False) -> CatalogEntry | None:
+    return await session.get(CatalogEntry, model_id, with_for_update=for_update)
 
 
 async def list_allowed(session: AsyncSession) -> Sequence[CatalogEntry]:

@@ -11,6 +11,11 @@ from app.core.pagination import fetch_page
 from app.files.tables import File
 
 
+async def get(session: AsyncSession, file_id: str) -> File | None:
+    """The row, deleted or not."""
+    return await session.get(File, file_id)
+
+
 async def get_live(session: AsyncSession, file_id: str) -> File | None:
     return await session.scalar(select(File).where(File.id == file_id, File.deleted_at.is_(None)))
 

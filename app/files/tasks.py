@@ -7,6 +7,7 @@ import logging
 from app.core.celery_app import TASK_FILE_OVERLAP, TASK_INDEX_FILE, TASK_SEARCH_FILE, celery_app
 from app.core.config import get_settings
 from app.core.worker_context import WorkerContext, run_in_context
+from app.files import repository
 from app.files.service import storage_path
 from app.files.tables import File
 from app.files.vectors import vector_store
@@ -22,7 +23,7 @@ def index_vectors(file_id: str) -> str:
 async def index_file(context: WorkerContext, file_id: str) -> str:
     """Idempotent: point ids are derived from (file, line), so a re-run rewrites the same points."""
     async with context.sessionmaker() as session:
-        row = await session.get(File, file_id)
+        row = await repository.get(session, file_id)
         if row is None:
             return "missing"
         store = vector_store(context.settings)
@@ -62,7 +63,7 @@ def search(file_id: str, owner_id: str, organization_id: str, query: str, limit:
 async def ensure_indexed(context: WorkerContext, file_id: str) -> File | None:
     """Index a file now if its indexing task has not run yet (idempotent)."""
     async with context.sessionmaker() as session:
-        row = await session.get(File, file_id)
+        row = await repository.get(session, file_id)
     if row is None or row.deleted_at is not None:
         return None
     if row.index_status != "indexed":
