@@ -11,6 +11,11 @@ from app.core.pagination import fetch_page
 from app.files.tables import File
 
 
+async def save(session: AsyncSession, row: File) -> None:
+    """Insert the row, or update it when a row of its id exists (a retried transaction)."""
+    await session.merge(row)
+
+
 async def get(session: AsyncSession, file_id: str) -> File | None:
     """The row, deleted or not."""
     return await session.get(File, file_id)

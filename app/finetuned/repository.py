@@ -11,6 +11,10 @@ from app.core.pagination import fetch_page
 from app.finetuned.tables import FineTunedModel
 
 
+def add(session: AsyncSession, row: FineTunedModel) -> None:
+    session.add(row)
+
+
 async def get(session: AsyncSession, model_id: str) -> FineTunedModel | None:
     return await session.get(FineTunedModel, model_id)
 

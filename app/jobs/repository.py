@@ -23,6 +23,12 @@ from app.jobs.tables import Checkpoint, Job, JobEvent
 # ---- jobs ------------------------------------------------------------------------------------
 
 
+async def add(session: AsyncSession, job: Job) -> Job:
+    session.add(job)
+    await session.flush()
+    return job
+
+
 async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -> Job | None:
     return await session.get(Job, job_id, with_for_update=for_update)
 
@@ -62,12 +68,17 @@ async def filtered_page(
     return await fetch_page(session, query, Job.id, after=after, limit=limit)
 
 
-async def transition(session: AsyncSession, job_id: str, allowed_from: tuple[str, ...], values: dict[str, Any]) -> bool:
-    """Change the row only while its status is one of `allowed_from` (a worker may be changing it too)."""
+async def transition(session: AsyncSession, job: Job, allowed_from: tuple[str, ...], values: dict[str, Any]) -> bool:
+    """Change the row only while its status is one of `allowed_from` (a worker may be changing it too).
+
+    `job` is read again either way: it shows the change, or what the row is instead.
+    """
     result = await session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(allowed_from)).values(**values).returning(Job.id)
+        update(Job).where(Job.id == job.id, Job.status.in_(allowed_from)).values(**values).returning(Job.id)
     )
-    return result.scalar_one_or_none() is not None
+    changed = result.scalar_one_or_none() is not None
+    await session.refresh(job)
+    return changed
 
 
 async def ids_of_owner(session: AsyncSession, owner_id: str, statuses: tuple[str, ...]) -> list[str]:

@@ -132,8 +132,7 @@ async def create(resources: Resources, session: AsyncSession, principal: Princip
         status="validating_files",
         enqueued_at=utcnow(),
     )
-    session.add(job)
-    await session.flush()
+    await repository.add(session, job)
     event = repository.add_event(session, job.id, NewEvent(f"Validating training file: {training.id}"))
     if validation:
         repository.add_event(session, job.id, NewEvent(f"Validating validation file: {validation.id}"))
@@ -171,9 +170,7 @@ async def transition(
     message: str,
 ) -> Job:
     """Change a job's row only if it is still in one of `allowed_from` (a worker may be changing it too)."""
-    changed = await repository.transition(session, job.id, allowed_from, values)
-    await session.refresh(job)
-    if not changed:
+    if not await repository.transition(session, job, allowed_from, values):
         raise Conflict(f"Job '{job.id}' is {job.status}; this action is not possible now.", param="fine_tuning_job_id")
     event = repository.add_event(session, job.id, NewEvent(message), attempt=job.attempt)
     await session.flush()

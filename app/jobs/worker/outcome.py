@@ -16,6 +16,7 @@ from app.core.celery_app import TASK_RUN_FINETUNE
 from app.core.database import utcnow
 from app.core.outbox import enqueue, relay
 from app.core.worker_context import WorkerContext
+from app.files import repository as files
 from app.files.tables import File
 from app.finetuned import repository as finetuned
 from app.finetuned.tables import FineTunedModel
@@ -208,7 +209,7 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
                 # Another attempt owns the job, or this one's commit went through before its connection broke.
                 return [], list(current.result_files or []) if current else []
             if result is not None:
-                await session.merge(result)
+                await files.save(session, result)
             success = {
                 "status": "succeeded",
                 "finished_at": utcnow(),
@@ -224,7 +225,7 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
                 await session.rollback()
                 return [], []
             if await finetuned.of_job(session, job.id) is None:
-                session.add(_model_row(job, artifact_dirs, registry))
+                finetuned.add(session, _model_row(job, artifact_dirs, registry))
             created = NewEvent(
                 f"New fine-tuned model created: {job.fine_tuned_model}",
                 data={"registry": {"name": registry[0], "version": registry[1]}},
