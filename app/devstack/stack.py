@@ -155,7 +155,8 @@ class Stack:
             ],
         )
 
-    def start_worker(self, queue: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+    def start_worker(self, queue: str, extra_env: dict[str, str] | None = None, node: str = "") -> ManagedProcess:
+        """A Celery worker of `queue`; `node` tells a second worker of the same queue apart (its name, its log)."""
         celery = str(Path(sys.executable).parent / "celery")
         if queue == "gpu":
             argv = [
@@ -167,7 +168,7 @@ class Stack:
                 "gpu",
                 "--concurrency=1",
                 "--pool=solo",
-                f"--hostname=gpu-{os.getpid()}@%h",
+                f"--hostname=gpu{node}-{os.getpid()}@%h",
                 "--loglevel=INFO",
             ]
         else:
@@ -182,10 +183,10 @@ class Stack:
                 "--pool=prefork",
                 "--beat",
                 f"--schedule={self.data_dir / 'celerybeat-schedule'}",
-                f"--hostname=cpu-{os.getpid()}@%h",
+                f"--hostname=cpu{node}-{os.getpid()}@%h",
                 "--loglevel=INFO",
             ]
-        return self.spawn(f"worker-{queue}", argv, {**self.env, **(extra_env or {})})
+        return self.spawn(f"worker-{queue}{node}", argv, {**self.env, **(extra_env or {})})
 
     def wait_ready(self, port: int, timeout: float = 60.0) -> None:
         url = f"http://127.0.0.1:{port}/ready"
