@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -99,3 +100,20 @@ def kill_trainer(worker_pid: int) -> int:
     assert trainers, "no training process is running under the worker"
     os.kill(trainers[0].pid, signal.SIGKILL)
     return trainers[0].pid
+
+
+def assert_resumed_from_a_checkpoint(steps: dict[int, list[int]], checkpoint_steps: list[int], interval: int) -> None:
+    """Each later attempt starts right after a checkpoint of the one before, and every step is trained.
+
+    What is trained twice is the design's allowance and no more: the steps the earlier attempt ran
+    past its last checkpoint, at most CHECKPOINT_EVERY_STEPS (`interval`).
+    """
+    attempts = sorted(steps)
+    assert len(attempts) >= 2, steps
+    for earlier, later in itertools.pairwise(attempts):
+        resumed_at = min(steps[later]) - 1
+        assert resumed_at in checkpoint_steps, (resumed_at, checkpoint_steps)
+        redone = max(steps[earlier]) - resumed_at
+        assert 0 <= redone <= interval, (redone, steps)
+    final = sorted(set(step for attempt in attempts for step in steps[attempt]))
+    assert final == list(range(1, max(final) + 1)), "every step trained at least once"

@@ -139,3 +139,34 @@ async def test_the_worker_of_a_stale_attempt_records_nothing(sessionmaker, setti
     assert (row.status, row.attempt, row.current_step, row.fine_tuned_model) == ("running", 2, 0, None)
     assert await _count(sessionmaker, JobEvent, job.id, 1) == 0
     assert await _count(sessionmaker, Checkpoint, job.id, 1) == 0
+
+
+async def test_a_stale_write_racing_a_claim_waits_for_it_and_is_refused(sessionmaker, settings, make_user) -> None:  # type: ignore[no-untyped-def]
+    """Attempt 1 writes an event and a checkpoint row while attempt 2's claim is not yet committed."""
+    job = await _queued_job(sessionmaker, make_user)
+    assert await _claim(sessionmaker, job.id, "first", asyncio.Barrier(1)) == 1
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    context = WorkerContext(settings=settings, engine=sessionmaker.kw["bind"], sessionmaker=sessionmaker, redis=redis)
+    stale = RunState(job=await _row(sessionmaker, job.id), attempt=1, work_dir=Path("/nonexistent"))
+
+    async def stale_event() -> object:
+        async with sessionmaker() as session:
+            added = await repository.add_fenced_event(session, job.id, 1, NewEvent("written during the claim"))
+            await session.commit()
+            return added
+
+    checkpoint = CheckpointInfo(step=4, path="/nonexistent/checkpoint-4", metrics={})
+    try:
+        async with sessionmaker() as claiming:
+            await claiming.execute(update(Job).where(Job.id == job.id).values(status="queued"))
+            assert await repository.claim(claiming, job.id, "second", lease_seconds=60) == 2
+            # Both writes start while the claim is in flight (its transaction open, the row locked).
+            writes = asyncio.gather(stale_event(), progress.on_message(context, stale, checkpoint))
+            await asyncio.sleep(1.0)
+            await claiming.commit()
+        added, _ = await writes
+    finally:
+        await redis.aclose()
+    assert added is None, "the stale event was written after the claim"
+    assert await _count(sessionmaker, Checkpoint, job.id, 1) == 0, "the stale checkpoint row was written"
+    assert await _count(sessionmaker, JobEvent, job.id, 1) == 0
