@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,8 @@ def test_packed_examples_do_not_attend_to_each_other(tiny_model: Path, tmp_path:
     with torch.no_grad():
         packed = model(input_ids=input_ids, position_ids=position_ids).logits[0]
         # Control: the same row read as one causal sequence does see earlier examples.
-        leaky = model(input_ids=input_ids, position_ids=torch.arange(input_ids.shape[1])[None]).logits[0]
+        causal = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+        leaky = model(input_ids=input_ids, position_ids=causal).logits[0]
         for start, end in itertools.pairwise(starts):
             alone = model(input_ids=input_ids[:, start:end]).logits[0]
             torch.testing.assert_close(packed[start:end], alone, atol=1e-4, rtol=1e-4)
@@ -177,16 +179,33 @@ def test_over_long_examples_are_truncated_or_rejected(tiny_model: Path, tmp_path
     recipe.cleanup()
 
 
-def test_missing_chat_template_and_cpu_qlora_are_clear_errors(
-    tiny_model: Path, model_without_template: Path, tmp_path: Path
-) -> None:
+def test_missing_chat_template_is_a_clear_error(model_without_template: Path, tmp_path: Path) -> None:
     training_file = write_chat_file(tmp_path / "train.jsonl", 4)
     no_template = make_config(tmp_path, model_without_template, training_file)
     with pytest.raises(MissingChatTemplateError, match="no chat template"):
         FineTuneRecipe(no_template).setup()
     assert json.loads(no_template.to_json())["chat_template"] is None
 
-    qlora = make_config(tmp_path, tiny_model, training_file, quantization="qlora")
+
+def test_qlora_trains_4bit_on_a_gpu_and_is_a_clear_error_without_one(tiny_model: Path, tmp_path: Path) -> None:
+    training_file = write_chat_file(tmp_path / "train.jsonl", 8)
+    qlora = make_config(tmp_path, tiny_model, training_file, quantization="qlora", max_steps=2)
     if not torch.cuda.is_available():
         with pytest.raises(InvalidConfigError, match="needs a CUDA GPU"):
             FineTuneRecipe(qlora).setup()
+        return
+    import bitsandbytes as bnb  # the CUDA build's QLoRA dependency (pyproject: linux x86_64)
+
+    progress = RecordingProgress()
+    recipe = FineTuneRecipe(qlora, progress)
+    recipe.setup()
+    quantized = [module for module in recipe.trainer.model.modules() if isinstance(module, bnb.nn.Linear4bit)]
+    assert quantized, "the base model's linear layers are loaded in 4 bits"
+    assert recipe.train().completed
+    recipe.save_outputs()
+    recipe.cleanup()
+    steps = progress.of("step")
+    assert [event["step"] for event in steps] == [1, 2]
+    assert all(math.isfinite(event["train_loss"]) for event in steps)
+    done = progress.of("done")[0]
+    assert (Path(done["adapter_dir"]) / "adapter_model.safetensors").is_file()
