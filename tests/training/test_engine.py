@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -127,6 +128,71 @@ def test_dpo_end_to_end(tiny_model: Path, tmp_path: Path, fine_tune_type: str) -
         assert (Path(done["merged_dir"]) / "model.safetensors").is_file()
     else:
         assert (Path(done["model_dir"]) / "model.safetensors").is_file()
+
+
+def write_learnable_preferences(path: Path, n_examples: int) -> Path:
+    """A preference the tiny model can learn at once: a colour answer over the same refusal, every time."""
+    from tests.jobs.datasets import ANIMALS, COLORS
+
+    lines = [
+        {
+            "input": {"messages": [{"role": "user", "content": f"What color is the {ANIMALS[i % 8]}?"}]},
+            "preferred_output": [{"role": "assistant", "content": f"The {ANIMALS[i % 8]} is {COLORS[i * 3 % 8]}."}],
+            "non_preferred_output": [{"role": "assistant", "content": "I do not know."}],
+        }
+        for i in range(n_examples)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fine_tune_type", "learning_rate"), [("lora", 5e-3), ("full", 1e-3)])
+def test_dpo_learns_to_prefer_the_preferred_answers(
+    tiny_model: Path, tmp_path: Path, fine_tune_type: str, learning_rate: float
+) -> None:
+    """DPO's own measures, from the trainer's log: the reward margin of preferred over rejected rises from 0."""
+    training_file = write_learnable_preferences(tmp_path / "prefs.jsonl", 16)
+    config = make_config(tmp_path, tiny_model, training_file, method="dpo", fine_tune_type=fine_tune_type,
+                         hyperparameters={"n_epochs": 3, "batch_size": 4, "learning_rate": learning_rate,
+                                          "beta": 0.1})  # fmt: skip
+    lines = [json.loads(line) for line in training_file.read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    before = preference_gap(AutoModelForCausalLM.from_pretrained(tiny_model), tokenizer, lines)
+    recipe = FineTuneRecipe(config, RecordingProgress())
+    recipe.setup()
+    assert recipe.train().completed
+    logged = [entry for entry in recipe.trainer.state.log_history if "rewards/margins" in entry]
+    after = preference_gap(recipe.trainer.model, tokenizer, lines)
+    recipe.cleanup()
+    margins = [entry["rewards/margins"] for entry in logged]
+    assert len(logged) == 12 and abs(margins[0]) < 0.05, margins  # policy and reference start equal
+    assert sum(margins[-3:]) / 3 > sum(margins[:3]) / 3 + 0.5, margins
+    assert margins[-1] > 1.0 and logged[-1]["rewards/accuracies"] == 1.0, logged[-1]
+    assert logged[-1]["loss"] < 0.5 < math.log(2), logged[-1]  # DPO's loss starts at log 2
+    # Scored outside the trainer: the model now favours the answers the file prefers, not the refusal.
+    assert after - before > 1.0, (before, after)
+
+
+def preference_gap(model: torch.nn.Module, tokenizer: Any, lines: list[dict[str, Any]]) -> float:
+    """Mean log p(preferred answer) - log p(rejected answer) after each prompt, in nats."""
+    model.eval()
+
+    def answer_logprob(prompt: list[dict[str, str]], answer: list[dict[str, str]]) -> float:
+        template = {"return_dict": True, "return_tensors": "pt"}
+        prefix = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, **template)["input_ids"]
+        ids = tokenizer.apply_chat_template(prompt + answer, **template)["input_ids"].to(model.device)
+        with torch.no_grad():
+            logprobs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+        targets = ids[0, 1:]
+        return float(logprobs[torch.arange(len(targets)), targets][prefix.shape[1] - 1 :].sum())
+
+    gaps = [
+        answer_logprob(line["input"]["messages"], line["preferred_output"])
+        - answer_logprob(line["input"]["messages"], line["non_preferred_output"])
+        for line in lines
+    ]
+    return sum(gaps) / len(gaps)
 
 
 def test_packed_examples_do_not_attend_to_each_other(tiny_model: Path, tmp_path: Path) -> None:
