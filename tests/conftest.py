@@ -212,6 +212,14 @@ def _uses_platform(request: pytest.FixtureRequest) -> bool:
 MLFLOW_FIXTURES = {"gpu_worker", "admin_api", "mlflow"}
 
 
+@pytest.fixture
+def mlflow(stack: object) -> Any:
+    """A client of the harness's MLflow, emptied of runs and registered models before the test."""
+    from app.core.mlflow_clients import mlflow_client
+
+    return mlflow_client(os.environ["MLFLOW_TRACKING_URI"])
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from app.training.tiny_model import build_tiny_model
@@ -334,7 +342,14 @@ def gpu_worker_mlflow(stack) -> Iterator[FaultProxy]:  # type: ignore[no-untyped
 
 @pytest.fixture(scope="session")
 def gpu_worker_process(stack, gpu_worker_mlflow: FaultProxy) -> WorkerHandle:  # type: ignore[no-untyped-def]
-    return WorkerHandle(stack, "gpu", extra_env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{gpu_worker_mlflow.port}"})
+    mlflow = {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{gpu_worker_mlflow.port}",
+        # MLflow's client retries a failed call for minutes by default; here the worker's own retry
+        # (MLFLOW_REGISTER_RETRY_SECONDS) decides, so a test that cuts MLflow off sees the outcome in seconds.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    return WorkerHandle(stack, "gpu", extra_env=mlflow)
 
 
 @pytest.fixture

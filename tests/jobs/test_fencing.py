@@ -21,13 +21,13 @@ from app.jobs.tables import Checkpoint, Job, JobEvent
 from app.jobs.worker import outcome, progress, record
 from app.jobs.worker.state import RunState
 from app.training.callbacks import CheckpointInfo, StepProgress, TrainingOutputs
-from tests.jobs.test_progress_journal import _job
+from tests.jobs.helpers import seeded_job
 
 CLAIMANTS = 8
 
 
 async def _queued_job(sessionmaker: Any, make_user: Any) -> Job:
-    job = await _job(sessionmaker, await make_user("fence@example.com"))
+    job = await seeded_job(sessionmaker, await make_user("fence@example.com"))
     await _requeue(sessionmaker, job.id, attempt=0)
     return job
 

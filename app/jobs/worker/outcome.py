@@ -189,11 +189,12 @@ async def _register(context: WorkerContext, state: RunState, artifact_dirs: dict
             )  # fmt: skip
             return Registration(name, version)
         except Exception as error:
-            if time.monotonic() + wait > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 logger.exception("job %s: MLflow logging/registration failed; giving up", state.job.id)
                 return Registration(error=f"{type(error).__name__}: {error}"[:500])
-            logger.warning("job %s: MLflow registration failed (%s); trying again in %.1fs", state.job.id, error, wait)
-            await asyncio.sleep(wait)
+            logger.warning("job %s: MLflow registration failed (%s); trying again", state.job.id, error)
+            await asyncio.sleep(min(wait, left))  # the last try lands on the deadline
             wait = min(wait * 2, 10.0)
 
 
