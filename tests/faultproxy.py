@@ -25,6 +25,7 @@ class FaultProxy:
         self.delay_seconds = 0.0
         self._lock = threading.Lock()
         self._links: set[socket.socket] = set()
+        self._resetting: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self.port = 0
         self.start()
@@ -60,17 +61,25 @@ class FaultProxy:
 
     def _close(self, reset: bool) -> None:
         if self._listener is not None:
+            # shutdown() first: close() alone does not wake the accept() blocked in the other thread,
+            # which would go on taking connections on the closed socket.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:
             links, self._links = self._links, set()
         for link in links:
-            if reset:  # linger 0: close() sends RST instead of FIN
-                with contextlib.suppress(OSError):
-                    link.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             with contextlib.suppress(OSError):
-                link.shutdown(socket.SHUT_RDWR)
-            link.close()
+                if reset:
+                    # Linger 0: the close that the woken pump makes sends a RST. SHUT_RD only wakes
+                    # that pump (a close from here would wait for its recv), and sends nothing.
+                    self._resetting.add(link)
+                    link.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    link.shutdown(socket.SHUT_RD)
+                else:
+                    link.shutdown(socket.SHUT_RDWR)
+                    link.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -98,12 +107,14 @@ class FaultProxy:
         except OSError:
             pass
         finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
+            if source not in self._resetting:  # a FIN both ways; a reset link must close without one
+                for end in (source, sink):
+                    with contextlib.suppress(OSError):
+                        end.shutdown(socket.SHUT_RDWR)
             with self._lock:
                 self._links.discard(source)
-            source.close()  # the other pump, woken by the shutdown, closes its own
+            self._resetting.discard(source)
+            source.close()  # the other pump, woken too, closes its own
 
 
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "http": 80}
