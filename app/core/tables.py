@@ -5,6 +5,7 @@ from app.catalog.tables import CatalogEntry
 from app.core.database import Base
 from app.files.tables import File
 from app.finetuned.tables import FineTunedModel
+from app.inference.tables import InferenceRateLimit, InferenceUsage
 from app.jobs.tables import Checkpoint, Job, JobEvent, OutboxMessage
 from app.users.tables import ApiKey, Organization, Quota, User
 
@@ -16,6 +17,8 @@ __all__ = [
     "Checkpoint",
     "File",
     "FineTunedModel",
+    "InferenceRateLimit",
+    "InferenceUsage",
     "Job",
     "JobEvent",
     "Organization",

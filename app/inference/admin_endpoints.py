@@ -1,0 +1,137 @@
+"""`/admin/v1/serving`: the engines and what they hold, token usage, engine metrics, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from app.admin.access import allowed
+from app.admin.errors import ERRORS
+from app.api.deps import ResourcesDep, SessionDep
+from app.audit.service import mark_resource
+from app.authz import Kind, Principal
+from app.core.database import commit
+from app.core.errors import NotFound, ServiceUnavailable
+from app.core.pagination import page
+from app.inference import repository
+from app.inference.catalog import serving_of
+from app.inference.gateway import InferenceGateway
+from app.inference.lifespan import gateway_of
+from app.users.tables import Organization
+
+router = APIRouter(prefix="/admin/v1/serving", tags=["admin: serving"], responses=ERRORS)
+
+ReadServing = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "read"))]
+ReadUsage = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "read_usage"))]
+ReadMetrics = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "read_metrics"))]
+UpdateServing = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "update"))]
+
+
+class RateLimitSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests_per_minute: StrictInt | None = Field(ge=1, description="null: the platform default")
+
+
+def _gateway(request: Request) -> InferenceGateway:
+    return gateway_of(request.app.state.resources)
+
+
+GatewayDep = Annotated[InferenceGateway, Depends(_gateway)]
+EngineModel = Annotated[str, Query(description="the base model whose engine to ask")]
+
+
+@router.get("/engines")
+async def list_engines(resources: ResourcesDep, gateway: GatewayDep, _: ReadServing) -> dict[str, Any]:
+    """Each engine: the base model it serves, whether it answers, and the adapters it holds now."""
+    engines = resources.settings.inference_engines
+    rows = await asyncio.gather(*(_engine_row(gateway, model, url) for model, url in sorted(engines.items())))
+    return page(list(rows), False)
+
+
+async def _engine_row(gateway: InferenceGateway, model: str, url: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"object": "serving.engine", "model": model, **serving_of(gateway.settings, model)}
+    try:
+        response = await gateway.client.get(url, "/v1/models", wait_seconds=3.0)
+        served = response.json()["data"]
+        row |= {"status": "up", "adapters": [item["id"] for item in served if item.get("parent")]}
+    except (ServiceUnavailable, ValueError, KeyError):
+        row |= {"status": "down", "adapters": []}
+    return row
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def engine_metrics(resources: ResourcesDep, gateway: GatewayDep, _: ReadMetrics, model: EngineModel) -> str:
+    """The engine's Prometheus metrics (vLLM's /metrics: queue, batch, KV cache, tokens, LoRA)."""
+    url = resources.settings.inference_engines.get(model)
+    if url is None:
+        raise NotFound(f"No engine serves '{model}'.", param="model", code="model_not_served")
+    response = await gateway.client.get(url, "/metrics")
+    return response.text
+
+
+@router.get("/usage")
+async def token_usage(
+    session: SessionDep,
+    _: ReadUsage,
+    organization_id: str | None = None,
+    model: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Requests and tokens per organization, model and UTC day, newest day first."""
+    rows = await repository.usage(session, organization_id, model, since, until, limit + 1)
+    data = [
+        {
+            "object": "serving.usage",
+            "organization_id": row.organization_id,
+            "model": row.model,
+            "day": row.day.isoformat(),
+            "requests": row.requests,
+            "prompt_tokens": row.prompt_tokens,
+            "completion_tokens": row.completion_tokens,
+            "total_tokens": row.prompt_tokens + row.completion_tokens,
+        }
+        for row in rows[:limit]
+    ]
+    return page(data, len(rows) > limit)
+
+
+@router.get("/rate-limits/{organization_id}")
+async def read_rate_limit(resources: ResourcesDep, session: SessionDep, _: ReadServing,
+                          organization_id: str) -> dict[str, Any]:  # fmt: skip
+    """The organization's chat completion requests per minute (its own, else the platform default)."""
+    await _require_organization(session, organization_id)
+    own = await repository.rate_limit(session, organization_id)
+    return _rate_limit_object(organization_id, own, resources.settings.inference_requests_per_minute)
+
+
+@router.put("/rate-limits/{organization_id}")
+async def put_rate_limit(request: Request, resources: ResourcesDep, session: SessionDep, _: UpdateServing,
+                         organization_id: str, body: RateLimitSet) -> dict[str, Any]:  # fmt: skip
+    """Set (or, with null, remove) the organization's own limit."""
+    await _require_organization(session, organization_id)
+    await repository.set_rate_limit(session, organization_id, body.requests_per_minute)
+    mark_resource(request, "serving_rate_limit", organization_id, requests_per_minute=body.requests_per_minute)
+    await commit(session)
+    default = resources.settings.inference_requests_per_minute
+    return _rate_limit_object(organization_id, body.requests_per_minute, default)
+
+
+async def _require_organization(session: SessionDep, organization_id: str) -> None:
+    if await session.get(Organization, organization_id) is None:
+        raise NotFound(f"No such organization: '{organization_id}'", param="organization_id")
+
+
+def _rate_limit_object(organization_id: str, own: int | None, default: int | None) -> dict[str, Any]:
+    return {
+        "object": "serving.rate_limit",
+        "organization_id": organization_id,
+        "requests_per_minute": own if own is not None else default,
+        "source": "organization" if own is not None else "platform default",
+    }
