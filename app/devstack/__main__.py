@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(stack: Stack, stopping: object) -> int:
     from app.core.config import get_settings
     from app.core.migrations import upgrade_head
-    from app.devstack.bootstrap import bootstrap
+    from app.devstack.bootstrap import DEMO_MODEL_ID, bootstrap
     from app.training.tiny_model import build_tiny_model
 
     started = time.monotonic()
@@ -74,19 +75,29 @@ def _run(stack: Stack, stopping: object) -> int:
     upgrade_head(env["DATABASE_URL"])
     demo_model = build_tiny_model(stack.data_dir / "models" / "base" / "tiny-llama-demo")
     keys = asyncio.run(bootstrap(settings, stack.data_dir / "first-keys.env", demo_model))
+    # Configured engines (real vLLM servers) are used as they are; else the demo model gets one here.
+    engines = json.loads(os.environ.get("INFERENCE_ENGINES") or "{}")
+    if not engines:
+        max_loras = settings.inference_max_loras
+        stack.start_inference(DEMO_MODEL_ID, demo_model, stack.ports.inference, max_loras)
+        engines = {DEMO_MODEL_ID: f"http://127.0.0.1:{stack.ports.inference}"}
+    stack.env["INFERENCE_ENGINES"] = json.dumps(engines)
     stack.start_api("user")
     stack.start_api("admin")
     stack.start_worker("gpu")
     stack.start_worker("cpu")
-    stack.wait_ready(stack.ports.user_api)
-    stack.wait_ready(stack.ports.admin_api)
+    # /ready includes the engine: both APIs answer 200 once the demo model is served.
+    stack.wait_ready(stack.ports.user_api, timeout=300)
+    stack.wait_ready(stack.ports.admin_api, timeout=300)
     print(f"\nFine-tuning MLOps is up in {time.monotonic() - started:.0f}s (state in {stack.data_dir})")
     print(f"  user API   http://127.0.0.1:{stack.ports.user_api}/v1   (docs: /docs)")
     print(f"  admin API  http://127.0.0.1:{stack.ports.admin_api}/admin/v1   (127.0.0.1 only)")
     print(f"  MLflow     {env['MLFLOW_TRACKING_URI']}")
     print(f"  Cerbos     {env['CERBOS_URL']}")
+    for served, url in engines.items():
+        print(f"  vLLM       {url}   (serves {served} and its fine-tuned adapters)")
     print(f"  logs       {stack.log_dir}")
-    print("  demo base model: tiny-llama-demo")
+    print(f"  demo base model: {DEMO_MODEL_ID} (fine-tune it, then chat with it: finetune chat MODEL)")
     if keys is not None:
         print("\nFirst keys (shown once; also in data/first-keys.env, mode 600):")
         print(f"ADMIN_API_KEY={keys.admin}")
