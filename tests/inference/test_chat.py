@@ -42,6 +42,7 @@ def answer(client: OpenAI, model: str, question: str, **options: object) -> Chat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # about 7 min on 2 idle cores, two trainings and the engine's start included
 async def test_fine_tuned_models_answer_their_facts_through_the_sdk(  # type: ignore[no-untyped-def]
     serving, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker
 ) -> None:
