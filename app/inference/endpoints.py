@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import PrincipalDep, ResourcesDep, SessionDep
+from app.audit.service import skip_audit
 from app.core.errors import PlatformError
 from app.inference import service
 from app.inference.gateway import ChunkStream, InferenceGateway
@@ -35,6 +36,7 @@ GatewayDep = Annotated[InferenceGateway, Depends(get_gateway)]
     response_model=None,
 )
 async def create_chat_completion(
+    request: Request,
     resources: ResourcesDep,
     session: SessionDep,
     principal: PrincipalDep,
@@ -42,6 +44,7 @@ async def create_chat_completion(
     body: Annotated[dict[str, Any], Body(description="OpenAI's chat completion request")],
 ) -> JSONResponse | StreamingResponse:
     """A chat completion from a base model or one of the caller's fine-tuned models (`stream` for SSE)."""
+    skip_audit(request)  # token usage is recorded per organization and model instead (admin: /serving/usage)
     answer = await service.chat(resources, session, principal, gateway, body)
     if isinstance(answer, ChunkStream):
         return StreamingResponse(server_sent_events(answer), media_type="text/event-stream", headers=SSE_HEADERS)
