@@ -69,8 +69,8 @@ def serving(stack, tiny_model_path: Path) -> Iterator[Serving]:  # type: ignore[
     stop = threading.Event()
     supervisor = threading.Thread(target=_supervise, args=(engine, stop), daemon=True)
     supervisor.start()
+    # Not waited for here: the engine loads (tens of seconds) while a test trains its models.
     handle = Serving(urls["user"], urls["admin"], engine_url, engine)
-    handle.wait_engine()
     try:
         yield handle
     finally:

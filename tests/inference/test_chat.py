@@ -60,6 +60,7 @@ async def test_fine_tuned_models_answer_their_facts_through_the_sdk(  # type: ig
     assert not_ready.value.code == "model_not_ready" and job_ids[0] in not_ready.value.message
 
     red_job, blue_job = wait_jobs(client, job_ids)
+    serving.wait_engine()
     assert red_job.status == blue_job.status == "succeeded", (red_job.error, blue_job.error)
     red, blue = red_job.fine_tuned_model, blue_job.fine_tuned_model
     assert red == pending

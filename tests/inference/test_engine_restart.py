@@ -16,6 +16,7 @@ from app.cli.main import app as cli
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # two engine starts, each up to minutes on a loaded machine
 async def test_killed_engine_answers_503_then_comes_back(serving, tiny_model, make_user) -> None:  # type: ignore[no-untyped-def]
+    serving.wait_engine()
     user = await make_user("ops@acme.example")
     client = OpenAI(base_url=f"{serving.user_api}/v1", api_key=user.key, max_retries=0)
     request = {"model": tiny_model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
