@@ -105,7 +105,9 @@ def start_platform(data_dir: Path) -> tuple[Any, str, str, str]:
             "--no-access-log"]  # fmt: skip
     stack.spawn("user-api-bench", argv, {**stack.env, "INFERENCE_ENGINES": json.dumps({SERVED: engine})})
     api = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: httpx.get(f"{api}/ready", timeout=5).status_code == 200, 600, "user API with its engine")
+    # Not /ready: MLflow and Qdrant are not started for this bench.
+    for url in (f"{engine}/health", f"{api}/health"):
+        wait_until(lambda url=url: httpx.get(url, timeout=5).status_code == 200, 600, url)
     return stack, api, engine, key
 
 

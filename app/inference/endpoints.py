@@ -54,8 +54,8 @@ async def create_chat_completion(
 async def server_sent_events(stream: ChunkStream) -> AsyncIterator[bytes]:
     """`data:` lines of chunks, then `data: [DONE]`; an error after the first byte is sent as an error event."""
     try:
-        async for chunk in stream:
-            yield b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        async for batch in stream:  # the chunks that arrived together go out in one write
+            yield b"".join(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n" for chunk in batch)
     except PlatformError as error:
         yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
         return

@@ -76,15 +76,15 @@ class EngineClient:
         return response.json()  # type: ignore[no-any-return]
 
     @asynccontextmanager
-    async def chat_stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        """The engine's SSE stream as parsed chunks; errors before the first byte raise here."""
+    async def chat_stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[list[dict[str, Any]]]]:
+        """The engine's SSE stream as batches of parsed chunks; errors before the first byte raise here."""
         request = self.http.build_request("POST", f"{url}/v1/chat/completions", json=body)
         async with _engine_call():
             response = await self.http.send(request, stream=True)
         try:
             if response.status_code != 200:
                 raise engine_error(response.status_code, await response.aread(), body["model"])
-            yield _chunks(response)
+            yield _chunk_batches(response)
         finally:
             await response.aclose()
 
@@ -99,15 +99,29 @@ class EngineClient:
             return await self.http.get(f"{url}{path}", timeout=wait_seconds)
 
 
-async def _chunks(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+async def _chunk_batches(response: httpx.Response) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every complete SSE event of each network read, as one batch.
+
+    With many streams the reads carry several events each; handling them together (one
+    iteration, one write to the client) keeps the per-token cost of the user API small.
+    """
+    pending = b""
     async with _engine_call():
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                return
-            yield json.loads(payload)
+        async for data in response.aiter_bytes():
+            *events, pending = (pending + data).split(b"\n\n")
+            batch: list[dict[str, Any]] = []
+            for event in events:
+                for line in event.split(b"\n"):
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        if batch:
+                            yield batch
+                        return
+                    batch.append(json.loads(payload))
+            if batch:
+                yield batch
 
 
 @asynccontextmanager

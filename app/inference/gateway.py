@@ -14,11 +14,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.core.config import Settings
 from app.core.errors import PlatformError
 from app.inference import wire
 from app.inference.adapters import EngineAdapters
 from app.inference.engine import AdapterMissing, EngineClient, EngineUnavailable
+from app.inference.usage import Usage, UsageRecorder
 
 
 @dataclass(frozen=True)
@@ -39,39 +42,42 @@ class ServingTarget:
         return "fp_" + hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-
-
 UsageCallback = Callable[[Usage], Awaitable[None]]
 
 
 class ChunkStream:
-    """An opened stream of `chat.completion.chunk` objects; iterate it once, it closes itself."""
+    """An opened stream of `chat.completion.chunk` objects, in batches (the chunks that arrived
+    together); iterate it once, it closes itself."""
 
-    def __init__(self, chunks: AsyncIterator[dict[str, Any]], resources: AsyncExitStack) -> None:
-        self._chunks, self._resources = chunks, resources
+    def __init__(self, batches: AsyncIterator[list[dict[str, Any]]], resources: AsyncExitStack) -> None:
+        self._batches, self._resources = batches, resources
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    async def __aiter__(self) -> AsyncIterator[list[dict[str, Any]]]:
         try:
-            async for chunk in self._chunks:
-                yield chunk
+            async for batch in self._batches:
+                yield batch
         finally:
             await self._resources.aclose()
 
 
 class InferenceGateway:
-    def __init__(self, settings: Settings, client: EngineClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: EngineClient | None = None,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.settings = settings
         self.client = client or EngineClient(settings.inference_timeout_seconds, settings.inference_max_connections)
+        # Where the endpoint counts token usage (None: not counted, e.g. an evaluation run counts its own).
+        self.usage = UsageRecorder(sessionmaker)
         self.adapters = {
             url: EngineAdapters(self.client, url, settings.inference_max_loras)
             for url in set(settings.inference_engines.values())
         }
 
     async def close(self) -> None:
+        await self.usage.close()
         await self.client.close()
 
     async def complete(self, target: ServingTarget, request: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
@@ -101,7 +107,7 @@ class InferenceGateway:
             resources = AsyncExitStack()
             try:
                 await resources.enter_async_context(self._holding(target))
-                chunks = await resources.enter_async_context(self.client.chat_stream(target.engine_url, body))
+                batches = await resources.enter_async_context(self.client.chat_stream(target.engine_url, body))
                 break
             except AdapterMissing:
                 await resources.aclose()
@@ -111,7 +117,7 @@ class InferenceGateway:
             except BaseException:
                 await resources.aclose()
                 raise
-        return ChunkStream(self._shaped(target, chunks, with_usage, on_usage), resources)
+        return ChunkStream(self._shaped(target, batches, with_usage, on_usage), resources)
 
     async def complete_many(
         self, target: ServingTarget, requests: Sequence[dict[str, Any]], concurrency: int = 16
@@ -172,17 +178,21 @@ class InferenceGateway:
     async def _shaped(
         self,
         target: ServingTarget,
-        chunks: AsyncIterator[dict[str, Any]],
+        batches: AsyncIterator[list[dict[str, Any]]],
         with_usage: bool,
         on_usage: UsageCallback | None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         usage: dict[str, Any] | None = None
-        async for chunk in chunks:
-            if chunk.get("usage"):
-                usage = chunk["usage"]
-            if "error" in chunk:
-                raise PlatformError(str(chunk["error"].get("message", "generation failed")), code="engine_error")
-            if chunk.get("choices") or with_usage:
-                yield wire.chunk_object(chunk, target.model, target.fingerprint, with_usage)
+        async for batch in batches:
+            shaped = []
+            for chunk in batch:
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                if "error" in chunk:
+                    raise PlatformError(str(chunk["error"].get("message", "generation failed")), code="engine_error")
+                if chunk.get("choices") or with_usage:
+                    shaped.append(wire.chunk_object(chunk, target.model, target.fingerprint, with_usage))
+            if shaped:
+                yield shaped
         if usage is not None and on_usage is not None:
             await on_usage(Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))

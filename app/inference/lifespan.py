@@ -19,7 +19,7 @@ ENGINE_CHECK_TIMEOUT_SECONDS = 2.0
 @asynccontextmanager
 async def inference_gateway(resources: Resources) -> AsyncIterator[None]:
     """Lifespan extension: one gateway (one pooled HTTP client) for every request of the process."""
-    gateway = InferenceGateway(resources.settings)
+    gateway = InferenceGateway(resources.settings, sessionmaker=resources.sessionmaker)
     resources.extras[GATEWAY_KEY] = gateway
     checks = resources.extras.setdefault(READY_CHECKS_KEY, {})
     assert isinstance(checks, dict)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Authorizer, Kind, Principal, hidden
 from app.catalog import repository as catalog
@@ -21,7 +21,7 @@ from app.core.resources import Resources
 from app.finetuned.tables import FineTunedModel
 from app.inference import repository, wire
 from app.inference.catalog import ADAPTER_CONFIG
-from app.inference.gateway import ChunkStream, InferenceGateway, ServingTarget, Usage
+from app.inference.gateway import ChunkStream, InferenceGateway, ServingTarget
 from app.jobs.tables import Job
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ async def chat(
     target = await resolve(session, resources.authorizer, principal, settings, body["model"])
     if principal.organization_id is not None:
         await check_rate(session, resources.redis, settings, principal.organization_id)
-    record = functools.partial(record_usage, resources.sessionmaker, principal.organization_id, target.model)
+    record = functools.partial(gateway.usage.record, principal.organization_id, target.model)
     if request.get("stream"):
         return await gateway.open_stream(target, request, on_usage=record)
     completion, usage = await gateway.complete(target, request)
@@ -182,9 +182,25 @@ def saved_chat_template(directory: str) -> str | None:
 # ---- limits and usage -------------------------------------------------------------------------
 
 
+# An organization's own limit, read from PostgreSQL at most this often per process: a changed
+# limit applies within seconds, and a request does not pay a database round trip for it.
+RATE_LIMIT_CACHE_SECONDS = 5.0
+_limits: dict[str, tuple[float, int | None]] = {}
+
+
+async def _own_limit(session: AsyncSession, organization_id: str) -> int | None:
+    now = time.monotonic()
+    cached = _limits.get(organization_id)
+    if cached is not None and now - cached[0] < RATE_LIMIT_CACHE_SECONDS:
+        return cached[1]
+    limit = await repository.rate_limit(session, organization_id)
+    _limits[organization_id] = (now, limit)
+    return limit
+
+
 async def check_rate(session: AsyncSession, redis: aioredis.Redis, settings: Settings, organization_id: str) -> None:
     """A fixed one-minute window per organization, counted in Redis (shared by every API replica)."""
-    limit = await repository.rate_limit(session, organization_id) or settings.inference_requests_per_minute
+    limit = await _own_limit(session, organization_id) or settings.inference_requests_per_minute
     if limit is None:
         return
     now = time.time()
@@ -200,17 +216,3 @@ async def check_rate(session: AsyncSession, redis: aioredis.Redis, settings: Set
             f"Retry in {retry_after}s.",
             headers={"Retry-After": str(retry_after)},
         )
-
-
-async def record_usage(
-    sessionmaker: async_sessionmaker[AsyncSession], organization_id: str | None, model: str, usage: Usage
-) -> None:
-    """Count an answered request; a failure to count is logged, never turned into a failed answer."""
-    if organization_id is None:
-        return
-    try:
-        async with sessionmaker() as session:
-            await repository.add_usage(session, organization_id, model, usage.prompt_tokens, usage.completion_tokens)
-            await session.commit()
-    except Exception:
-        logger.exception("could not record token usage of %s for %s", model, organization_id)
