@@ -35,14 +35,14 @@ async def checkpoint(session: AsyncSession, job_id: str, step: int) -> Checkpoin
 
 
 async def add_usage(
-    session: AsyncSession, organization_id: str, model: str, prompt_tokens: int, completion_tokens: int
+    session: AsyncSession, organization_id: str, model: str, requests: int, prompt_tokens: int, completion_tokens: int
 ) -> None:
-    """Add one answered request to the day's counters (one upsert: concurrent requests never lose a count)."""
+    """Add answered requests to the day's counters (one upsert: concurrent writers never lose a count)."""
     row = {
         "organization_id": organization_id,
         "model": model,
         "day": utcnow().date(),
-        "requests": 1,
+        "requests": requests,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "updated_at": utcnow(),
@@ -52,7 +52,7 @@ async def add_usage(
     statement = statement.on_conflict_do_update(
         index_elements=["organization_id", "model", "day"],
         set_={
-            "requests": table.requests + 1,
+            "requests": table.requests + requests,
             "prompt_tokens": table.prompt_tokens + prompt_tokens,
             "completion_tokens": table.completion_tokens + completion_tokens,
             "updated_at": row["updated_at"],
