@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-only", action="store_true", help="only check that DATABASE_URL answers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The readiness polls (the engine takes a minute to load) would print a line each.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     from app.core.migrations import check_database
 
     configured = configured_urls()
