@@ -16,8 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from app.core.config import get_settings
+from app.core.migrations import check_database, upgrade_head
+from app.devstack.bootstrap import DEMO_MODEL_ID, bootstrap
 from app.devstack.processes import CrashLoopError, RestartPolicy
 from app.devstack.stack import Ports, Stack, configured_urls
+from app.training.tiny_model import build_tiny_model
 
 logger = logging.getLogger("devstack")
 
@@ -38,8 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # The readiness polls (the engine takes a minute to load) would print a line each.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from app.core.migrations import check_database
-
     configured = configured_urls()
     if "DATABASE_URL" in configured:
         check_database(configured["DATABASE_URL"])
@@ -64,11 +66,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(stack: Stack, stopping: object) -> int:
-    from app.core.config import get_settings
-    from app.core.migrations import upgrade_head
-    from app.devstack.bootstrap import DEMO_MODEL_ID, bootstrap
-    from app.training.tiny_model import build_tiny_model
-
     started = time.monotonic()
     env = stack.start_servers()
     os.environ.update(env)

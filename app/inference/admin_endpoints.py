@@ -10,12 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from app.admin.access import allowed
+from app.admin.access import allow
 from app.admin.errors import ERRORS
 from app.api.deps import ResourcesDep, SessionDep
 from app.audit.service import mark_resource
-from app.authz import Kind, Principal
-from app.core.database import commit
+from app.authz import Kind
 from app.core.errors import NotFound, ServiceUnavailable
 from app.core.pagination import page
 from app.inference import repository
@@ -25,11 +24,6 @@ from app.inference.lifespan import gateway_of
 from app.users.tables import Organization
 
 router = APIRouter(prefix="/admin/v1/serving", tags=["admin: serving"], responses=ERRORS)
-
-ReadServing = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "read"))]
-ReadUsage = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "read_usage"))]
-ReadMetrics = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "read_metrics"))]
-UpdateServing = Annotated[Principal, Depends(allowed(Kind.SERVED_MODEL, "update"))]
 
 
 class RateLimitSet(BaseModel):
@@ -45,8 +39,8 @@ GatewayDep = Annotated[InferenceGateway, Depends(_gateway)]
 EngineModel = Annotated[str, Query(description="the base model whose engine to ask")]
 
 
-@router.get("/engines")
-async def list_engines(resources: ResourcesDep, gateway: GatewayDep, _: ReadServing) -> dict[str, Any]:
+@router.get("/engines", dependencies=[allow(Kind.SERVED_MODEL, "read")])
+async def list_engines(resources: ResourcesDep, gateway: GatewayDep) -> dict[str, Any]:
     """Each engine: the base model it serves, whether it answers, and the adapters it holds now."""
     engines = resources.settings.inference_engines
     rows = await asyncio.gather(*(_engine_row(gateway, model, url) for model, url in sorted(engines.items())))
@@ -64,8 +58,8 @@ async def _engine_row(gateway: InferenceGateway, model: str, url: str) -> dict[s
     return row
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def engine_metrics(resources: ResourcesDep, gateway: GatewayDep, _: ReadMetrics, model: EngineModel) -> str:
+@router.get("/metrics", response_class=PlainTextResponse, dependencies=[allow(Kind.SERVED_MODEL, "read_metrics")])
+async def engine_metrics(resources: ResourcesDep, gateway: GatewayDep, model: EngineModel) -> str:
     """The engine's Prometheus metrics (vLLM's /metrics: queue, batch, KV cache, tokens, LoRA)."""
     url = resources.settings.inference_engines.get(model)
     if url is None:
@@ -74,10 +68,9 @@ async def engine_metrics(resources: ResourcesDep, gateway: GatewayDep, _: ReadMe
     return response.text
 
 
-@router.get("/usage")
+@router.get("/usage", dependencies=[allow(Kind.SERVED_MODEL, "read_usage")])
 async def token_usage(
     session: SessionDep,
-    _: ReadUsage,
     organization_id: str | None = None,
     model: str | None = None,
     since: date | None = None,
@@ -102,23 +95,21 @@ async def token_usage(
     return page(data, len(rows) > limit)
 
 
-@router.get("/rate-limits/{organization_id}")
-async def read_rate_limit(resources: ResourcesDep, session: SessionDep, _: ReadServing,
-                          organization_id: str) -> dict[str, Any]:  # fmt: skip
+@router.get("/rate-limits/{organization_id}", dependencies=[allow(Kind.SERVED_MODEL, "read")])
+async def read_rate_limit(resources: ResourcesDep, session: SessionDep, organization_id: str) -> dict[str, Any]:
     """The organization's chat completion requests per minute (its own, else the platform default)."""
     await _require_organization(session, organization_id)
     own = await repository.rate_limit(session, organization_id)
     return _rate_limit_object(organization_id, own, resources.settings.inference_requests_per_minute)
 
 
-@router.put("/rate-limits/{organization_id}")
-async def put_rate_limit(request: Request, resources: ResourcesDep, session: SessionDep, _: UpdateServing,
-                         organization_id: str, body: RateLimitSet) -> dict[str, Any]:  # fmt: skip
+@router.put("/rate-limits/{organization_id}", dependencies=[allow(Kind.SERVED_MODEL, "update")])
+async def put_rate_limit(request: Request, resources: ResourcesDep, session: SessionDep, organization_id: str,
+                         body: RateLimitSet) -> dict[str, Any]:  # fmt: skip
     """Set (or, with null, remove) the organization's own limit."""
     await _require_organization(session, organization_id)
     await repository.set_rate_limit(session, organization_id, body.requests_per_minute)
     mark_resource(request, "serving_rate_limit", organization_id, requests_per_minute=body.requests_per_minute)
-    await commit(session)
     default = resources.settings.inference_requests_per_minute
     return _rate_limit_object(organization_id, body.requests_per_minute, default)
 

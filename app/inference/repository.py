@@ -1,4 +1,4 @@
-"""Queries of serving: the rows a model name points at, token usage, rate limits."""
+"""Serving's own statements: token usage and rate limits (model rows come from their domains)."""
 
 from __future__ import annotations
 
@@ -10,28 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.database import utcnow
-from app.finetuned.tables import FineTunedModel
 from app.inference.tables import InferenceRateLimit, InferenceUsage
-from app.jobs.tables import Checkpoint, Job
-
-
-async def fine_tuned_model(session: AsyncSession, model_id: str) -> FineTunedModel | None:
-    return await session.get(FineTunedModel, model_id)
-
-
-async def job_named_by(session: AsyncSession, base_model: str, job_id_tail: str) -> Job | None:
-    """The job a model name ends with (`ft:{base}:{org}:{suffix}:{last 8 characters of the job id}`)."""
-    if not job_id_tail:
-        return None
-    query = select(Job).where(Job.model == base_model, Job.id.endswith(job_id_tail, autoescape=True))
-    return (await session.scalars(query.limit(1))).first()
-
-
-async def checkpoint(session: AsyncSession, job_id: str, step: int) -> Checkpoint | None:
-    query = select(Checkpoint).where(
-        Checkpoint.job_id == job_id, Checkpoint.step_number == step, Checkpoint.deleted.is_(False)
-    )
-    return (await session.scalars(query.order_by(Checkpoint.created_at.desc()).limit(1))).first()
 
 
 async def add_usage(

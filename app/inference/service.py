@@ -18,10 +18,12 @@ from app.catalog import repository as catalog
 from app.core.config import Settings
 from app.core.errors import NotFound, PlatformError
 from app.core.resources import Resources
+from app.finetuned import repository as fine_tuned
 from app.finetuned.tables import FineTunedModel
 from app.inference import repository, wire
 from app.inference.catalog import ADAPTER_CONFIG
 from app.inference.gateway import ChunkStream, InferenceGateway, ServingTarget
+from app.jobs import repository as jobs
 from app.jobs.tables import Job
 
 logger = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def _fine_tuned_attrs(row: FineTunedModel | Job) -> dict[str, Any]:
 async def _fine_tuned_target(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, settings: Settings, model: str
 ) -> ServingTarget:
-    row = await repository.fine_tuned_model(session, model)
+    row = await fine_tuned.get(session, model)
     if row is None:
         await _explain_missing(session, authorizer, principal, model)
     assert row is not None
@@ -121,7 +123,7 @@ async def _fine_tuned_target(
 async def _explain_missing(session: AsyncSession, authorizer: Authorizer, principal: Principal, model: str) -> None:
     """No model row: say so plainly when the caller's own job will make it, else the usual 404."""
     parts = model.split(":")
-    job = await repository.job_named_by(session, parts[1], parts[4]) if len(parts) == 5 else None
+    job = await jobs.named_by(session, parts[1], parts[4]) if len(parts) == 5 else None
     if job is not None and job.status != "succeeded":
         await authorizer.require(principal, Kind.SERVED_MODEL, model, _fine_tuned_attrs(job), "generate")
         if job.status in ("failed", "cancelled"):
@@ -137,13 +139,13 @@ async def _checkpoint_target(
 ) -> ServingTarget:
     model, step = name.group(0), int(name.group("step"))
     parts = name.group("model").split(":")
-    row = await repository.fine_tuned_model(session, name.group("model"))
-    job = await session.get(Job, row.job_id) if row else None
+    row = await fine_tuned.get(session, name.group("model"))
+    job = await jobs.get(session, row.job_id) if row else None
     if job is None and len(parts) == 5:
-        job = await repository.job_named_by(session, parts[1], parts[4])
+        job = await jobs.named_by(session, parts[1], parts[4])
     await authorizer.require(principal, Kind.SERVED_MODEL, model, _fine_tuned_attrs(job) if job else None, "generate")
     assert job is not None
-    saved = await repository.checkpoint(session, job.id, step)
+    saved = await jobs.checkpoint_at_step(session, job.id, step)
     if saved is None:
         raise NotFound(f"The job {job.id} has no checkpoint at step {step} (kept checkpoints are listed by "
                        "fine_tuning.jobs.checkpoints.list).", param="model", code="model_not_found")  # fmt: skip

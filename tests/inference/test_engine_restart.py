@@ -22,6 +22,10 @@ async def test_killed_engine_answers_503_then_comes_back(serving, tiny_model, ma
     request = {"model": tiny_model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
     assert client.chat.completions.create(**request).choices[0].message.content  # type: ignore[arg-type]
     assert_cli_chats(serving.user_api, user.key, tiny_model)
+    # Sampling options reach the engine: two seeded choices, each with its token log-probabilities.
+    sampled = client.chat.completions.create(**request, n=2, seed=5, temperature=1.5, logprobs=True, top_logprobs=2)  # type: ignore[arg-type]
+    assert [choice.index for choice in sampled.choices] == [0, 1] and 2 <= sampled.usage.completion_tokens <= 8
+    assert all(len(choice.logprobs.content[0].top_logprobs) == 2 for choice in sampled.choices)
 
     serving.engine.kill()  # SIGKILL, as a crash would
     down = httpx.post(f"{serving.user_api}/v1/chat/completions", json=request, headers=user.headers, timeout=30)
