@@ -15,7 +15,7 @@ from app.admin.errors import ERRORS
 from app.api.deps import ResourcesDep, SessionDep
 from app.audit.service import mark_resource
 from app.authz import Kind
-from app.core.errors import NotFound, ServiceUnavailable
+from app.core.errors import BadRequest, NotFound, ServiceUnavailable
 from app.core.pagination import page
 from app.inference import repository
 from app.inference.catalog import serving_of
@@ -36,7 +36,7 @@ def _gateway(request: Request) -> InferenceGateway:
 
 
 GatewayDep = Annotated[InferenceGateway, Depends(_gateway)]
-EngineModel = Annotated[str, Query(description="the base model whose engine to ask")]
+EngineModel = Annotated[str | None, Query(description="the base model whose engine to ask (optional with one engine)")]
 
 
 @router.get("/engines", dependencies=[allow(Kind.SERVED_MODEL, "read")])
@@ -59,11 +59,15 @@ async def _engine_row(gateway: InferenceGateway, model: str, url: str) -> dict[s
 
 
 @router.get("/metrics", response_class=PlainTextResponse, dependencies=[allow(Kind.SERVED_MODEL, "read_metrics")])
-async def engine_metrics(resources: ResourcesDep, gateway: GatewayDep, model: EngineModel) -> str:
+async def engine_metrics(resources: ResourcesDep, gateway: GatewayDep, model: EngineModel = None) -> str:
     """The engine's Prometheus metrics (vLLM's /metrics: queue, batch, KV cache, tokens, LoRA)."""
-    url = resources.settings.inference_engines.get(model)
+    engines = resources.settings.inference_engines
+    if model is None and len(engines) > 1:
+        raise BadRequest(f"Name the engine's model: one of {', '.join(sorted(engines))}.", param="model")
+    url = engines.get(model) if model is not None else next(iter(engines.values()), None)
     if url is None:
-        raise NotFound(f"No engine serves '{model}'.", param="model", code="model_not_served")
+        raise NotFound(f"No engine serves '{model}'." if model else "No engine is configured.", param="model",
+                       code="model_not_served")  # fmt: skip
     response = await gateway.client.get(url, "/metrics")
     return response.text
 
