@@ -4,6 +4,8 @@
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 
 const HEIGHT = 260;
+const STEP_INCREMENTS = [1, 2, 5].flatMap((base) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6].map((scale) => base * scale))
+  .sort((left, right) => left - right);
 
 function insertionIndex(sorted, value) {
   let low = 0;
@@ -18,7 +20,8 @@ function insertionIndex(sorted, value) {
 
 export class MetricChart {
   // series: [{ key, label, color, sparse }]; a sparse series (validation) is joined across the steps it lacks.
-  constructor(container, { label, series, yLabel }) {
+  // range: a fixed [min, max] of the y axis (accuracy lies in [0, 1]); otherwise fitted to the data.
+  constructor(container, { label, series, yLabel, range = null }) {
     this.container = container;
     this.series = series;
     this.steps = [];
@@ -27,22 +30,26 @@ export class MetricChart {
     this.points = 0;
     this.frame = 0;
     this.onDraw = null;
+    this.drawStartedAt = 0;
+    this.lastDrawMilliseconds = null; // from new data to uPlot's finished draw: what a redraw costs
     container.classList.add('chart');
     container.setAttribute('role', 'img');
     container.setAttribute('aria-label', label);
     container.dataset.points = '0';
-    this.plot = new uPlot(this.options(yLabel), [[], ...this.columns], container);
+    this.plot = new uPlot(this.options(yLabel, range), [[], ...this.columns], container);
     this.resizer = new ResizeObserver(() => this.fit());
     this.resizer.observe(container);
   }
 
-  options(yLabel) {
+  options(yLabel, range) {
     return {
       width: Math.max(this.container.clientWidth, 280),
       height: HEIGHT,
-      scales: { x: { time: false } },
-      axes: [{ label: 'step' }, { label: yLabel, size: 60 }],
+      scales: { x: { time: false }, y: range ? { range } : {} },
+      // Steps are whole numbers: no tick at 1.5.
+      axes: [{ label: 'step', incrs: STEP_INCREMENTS }, { label: yLabel, size: 60 }],
       cursor: { drag: { x: true, y: false } },
+      hooks: { draw: [() => this.drawn()] },
       series: [
         { label: 'step' },
         ...this.series.map((item) => ({
@@ -50,7 +57,7 @@ export class MetricChart {
           stroke: item.color,
           width: item.sparse ? 2 : 1.5,
           spanGaps: Boolean(item.sparse),
-          points: { show: item.sparse ? true : undefined, size: 5 },
+          points: { size: 5 }, // uPlot shows the markers only where they are sparse enough to read
           value: (_, value) => (value === null || value === undefined ? '—' : Number(value.toPrecision(4))),
         })),
       ],
@@ -100,10 +107,16 @@ export class MetricChart {
 
   draw() {
     this.frame = 0;
+    this.drawStartedAt = performance.now();
     this.plot.setData([this.steps, ...this.columns]);
     this.container.dataset.points = String(this.points);
     this.container.dataset.lastStep = String(this.steps.length ? this.steps[this.steps.length - 1] : '');
     this.onDraw?.();
+  }
+
+  drawn() {
+    if (this.drawStartedAt) this.lastDrawMilliseconds = performance.now() - this.drawStartedAt;
+    this.drawStartedAt = 0;
   }
 
   latest(key) {

@@ -13,11 +13,6 @@ const ESTIMATE_LABELS = {
   estimated_gpu_hours: 'Estimated GPU hours',
 };
 
-function humanize(name) {
-  const text = name.replaceAll('_', ' ');
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
 function plainValue(value) {
   if (Array.isArray(value)) return value.join(', ');
   if (value !== null && typeof value === 'object') return JSON.stringify(value);
@@ -43,7 +38,7 @@ export function hyperparametersView(values) {
 }
 
 // Validation lines whose nearest training line is a near duplicate: validation loss would flatter the model.
-export function overlapView(overlap) {
+export function overlapView(overlap, { heading = true } = {}) {
   const summary = overlap.count
     ? `${overlap.count} of ${overlap.validation_lines} validation examples are near-duplicates of training examples `
       + `(cosine ≥ ${overlap.threshold}); the validation loss will look better than it is.`
@@ -51,7 +46,7 @@ export function overlapView(overlap) {
   return h(
     'div',
     { class: 'overlap' },
-    h('h3', {}, 'Train/validation overlap'),
+    heading ? h('h3', {}, 'Train/validation overlap') : null,
     h('p', { class: overlap.count ? 'warn-text' : 'ok-text' }, summary),
     overlap.count
       ? table('Overlapping validation and training lines', [
@@ -62,5 +57,3 @@ export function overlapView(overlap) {
       : null,
   );
 }
-
-export { humanize };

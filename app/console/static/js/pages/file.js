@@ -28,10 +28,24 @@ function validationView(file) {
   ])];
 }
 
+// A line as a person reads it: the conversation's turns, not its JSON.
+function readable(text) {
+  try {
+    const example = JSON.parse(text);
+    const turns = example.messages ?? [...(example.input?.messages ?? []), ...(example.preferred_output ?? [])];
+    const shown = turns.filter((turn) => turn.role !== 'system' && typeof turn.content === 'string');
+    if (shown.length) return shown.map((turn) => `${turn.role}: ${turn.content}`).join(' · ');
+  } catch {
+    // not JSON: shown as it is
+  }
+  return text;
+}
+
 function excerpt(lines, number) {
   const text = lines?.[number - 1];
   if (text === undefined) return null;
-  return h('span', { class: 'excerpt' }, text.length > 160 ? `${text.slice(0, 160)}…` : text);
+  const shown = readable(text);
+  return h('span', { class: 'excerpt' }, shown.length > 160 ? `${shown.slice(0, 160)}…` : shown);
 }
 
 function groupsView(title, groups, lines) {
@@ -62,6 +76,10 @@ function duplicatesView(answer, lines) {
   ];
 }
 
+function fileLink(id, current) {
+  return id === current ? h('code', {}, `${id} (this file)`) : h('a', { href: `#/files/${id}` }, h('code', {}, id));
+}
+
 async function overlapsView(fileId, signal) {
   const jobs = (await listAll('/v1/fine_tuning/jobs', { signal, max: 500 }))
     .filter((job) => job.validation_file && (job.training_file === fileId || job.validation_file === fileId));
@@ -70,9 +88,9 @@ async function overlapsView(fileId, signal) {
       + 'validation files; no job does yet.');
   }
   return jobs.map((job) => h('div', { class: 'overlap-job' },
-    h('p', {}, 'Job ', h('a', { href: `#/jobs/${job.id}` }, h('code', {}, job.id)),
-      `: training ${job.training_file}, validation ${job.validation_file}`),
-    job.estimate?.validation_overlap ? overlapView(job.estimate.validation_overlap)
+    h('h3', {}, 'Job ', h('a', { href: `#/jobs/${job.id}` }, h('code', {}, job.id))),
+    h('p', { class: 'muted' }, 'Training ', fileLink(job.training_file, fileId), ' · validation ', fileLink(job.validation_file, fileId)),
+    job.estimate?.validation_overlap ? overlapView(job.estimate.validation_overlap, { heading: false })
       : h('p', { class: 'empty' }, 'Not measured yet (the job has not finished validating its files).')));
 }
 

@@ -93,7 +93,7 @@ class JobPage {
         h('label', { for: 'show-metric-events' }, 'Show per-step metric events')), this.events),
     );
     this.loss = new MetricChart(this.lossBox, { label: 'Training and validation loss against steps', series: LOSS_SERIES, yLabel: 'loss' });
-    this.accuracy = new MetricChart(this.accuracyBox, { label: 'Token accuracy against steps', series: ACCURACY_SERIES, yLabel: 'accuracy' });
+    this.accuracy = new MetricChart(this.accuracyBox, { label: 'Token accuracy against steps', series: ACCURACY_SERIES, yLabel: 'accuracy', range: [0, 1] });
     this.loss.onDraw = () => this.drawLatest();
     signal.addEventListener('abort', () => {
       this.loss.destroy();

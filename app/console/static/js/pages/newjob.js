@@ -129,7 +129,8 @@ export async function render(root, { signal, navigate }) {
     replace(result, h('p', { class: 'empty' }, 'Counting tokens with the base model’s tokenizer…'));
     try {
       const estimate = await postJSON('/v1/fine_tuning/jobs/estimate', body, { signal });
-      replace(result, estimateView(estimate), h('h3', {}, 'Resolved hyperparameters'), hyperparametersView(estimate.hyperparameters));
+      replace(result, h('div', { class: 'columns' }, h('div', {}, estimateView(estimate)),
+        h('div', {}, h('h3', { class: 'flush' }, 'Resolved hyperparameters'), hyperparametersView(estimate.hyperparameters))));
       estimated = body;
       onceKey = idempotencyKey();
       createButton.disabled = false;
