@@ -73,8 +73,13 @@ class Console:
         await expect(self.page.get_by_role("heading", level=1, name="Jobs")).to_be_visible()
 
     async def screenshot(self, name: str, phone: bool = True) -> None:
-        """`name`.png at 1280 px and, unless told otherwise, `name`-phone.png at a phone's width."""
+        """`name`.png at 1280 px and, unless told otherwise, `name`-phone.png at a phone's width.
+
+        Each page shot is also checked: every form control has a label, and no page scrolls sideways.
+        """
         await self.settle()
+        await self.assert_controls_labelled()
+        await self.assert_fits_width(DESKTOP["width"])
         await self.page.screenshot(path=self.shots / f"{name}.png", full_page=True)
         if phone:
             await self.page.set_viewport_size(PHONE)
@@ -86,12 +91,21 @@ class Console:
 
     async def settle(self) -> None:
         """Two animation frames: charts and layout have drawn what they hold."""
-        await self.page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        two_frames = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+        await self.page.evaluate(two_frames)
 
     async def assert_fits_width(self, width: int) -> None:
         """The page itself never scrolls sideways (wide tables scroll inside their own box)."""
         scroll_width = await self.page.evaluate("() => document.documentElement.scrollWidth")
         assert scroll_width <= width, f"the page is {scroll_width} px wide at a {width} px viewport"
+
+    async def assert_controls_labelled(self) -> None:
+        unlabelled = await self.page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea')]
+                 .filter((control) => !control.labels?.length && !control.getAttribute('aria-label'))
+                 .map((control) => control.outerHTML)"""
+        )
+        assert not unlabelled, unlabelled
 
     def assert_no_script_errors(self) -> None:
         assert not self.script_errors, self.script_errors

@@ -39,9 +39,20 @@ async def test_wrong_key_refused_then_sign_in_keeps_the_key_in_the_tab_only(cons
     assert await page.context.cookies() == []
     assert not [url for url in console.request_urls if user.key in url]
 
+    # The keyboard reaches everything in reading order.
+    await page.locator(".skip-link").focus()
+    order = [await page.evaluate("() => document.activeElement.textContent.trim()")]
+    for _ in range(7):
+        await page.keyboard.press("Tab")
+        order.append(await page.evaluate("() => document.activeElement.textContent.trim()"))
+    assert order == ["Skip to content", "Fine-tuning console", "Jobs", "Files", "Models", "Playground", "Sign out",
+                     "New job"]  # fmt: skip
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", level=1, name="New fine-tuning job")).to_be_visible()
+
     # A reload keeps the tab signed in; signing out forgets the key.
     await page.reload()
-    await expect(page.get_by_role("heading", level=1, name="Jobs")).to_be_visible()
+    await expect(page.get_by_role("heading", level=1, name="New fine-tuning job")).to_be_visible()
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_role("heading", level=1, name="Sign in")).to_be_visible()
     await expect(page.get_by_role("status")).to_contain_text("Signed out")

@@ -5,6 +5,7 @@ A single real job on the tiny model serves every page that needs one (training i
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import tarfile
@@ -35,13 +36,7 @@ async def eventually(probe: Callable[[], Awaitable[Any]], what: str, timeout: fl
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        await _pause()
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.4)
+        await asyncio.sleep(0.4)
 
 
 async def upload(page: Page, name: str, lines: list[dict[str, object]]) -> None:
@@ -101,8 +96,9 @@ async def test_a_job_from_upload_to_model_through_the_console(  # type: ignore[n
     create = page.get_by_role("button", name="Create job")
     await expect(create).to_be_disabled()
     await page.get_by_role("button", name="Estimate").click()
+    method = {"type": "supervised", "supervised": {"hyperparameters": HYPERPARAMETERS}}
     body = {"model": tiny_model, "training_file": files["train.jsonl"], "validation_file": files["valid.jsonl"],
-            "suffix": "console", "method": {"type": "supervised", "supervised": {"hyperparameters": HYPERPARAMETERS}}}  # fmt: skip
+            "suffix": "console", "method": method}  # fmt: skip
     estimate = api.post("/v1/fine_tuning/jobs/estimate", json=body).json()
     await expect(page.locator("dt:text-is('Steps') + dd")).to_have_text(str(estimate["total_steps"]))
     await expect(create).to_be_enabled()
@@ -166,6 +162,11 @@ async def test_a_job_from_upload_to_model_through_the_console(  # type: ignore[n
     hits = page.get_by_role("table", name="Examples nearest to “capital city of France”")
     await expect(hits.get_by_role("row").nth(1)).to_contain_text("Paris")
     await console.screenshot("file")
+
+    # The playground offers every model the key may use, the fine-tuned one first chosen.
+    await page.get_by_role("link", name="Playground").click()
+    await expect(page.get_by_label("Model", exact=True)).to_have_value(model)
+    await console.screenshot("playground")
     api.close()
     console.assert_no_script_errors()
 

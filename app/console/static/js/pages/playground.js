@@ -10,6 +10,11 @@ function messageView(message) {
     h('div', { class: 'content' }, message.content));
 }
 
+function withClass(node, name) {
+  node.classList.add(name);
+  return node;
+}
+
 // Appends each streamed piece of the answer to `target`; resolves with the finish reason.
 async function streamAnswer(response, target) {
   let finishReason = null;
@@ -33,7 +38,8 @@ async function streamAnswer(response, target) {
 export async function render(root, { params: [wanted], signal }) {
   const region = h('div', { 'aria-live': 'polite' });
   replace(root, h('h1', {}, 'Playground'), region);
-  const models = (await getJSON('/v1/models', { signal })).data;
+  // Models the serving engine answers for (`served`); every model the key sees where the API does not say.
+  const models = (await getJSON('/v1/models', { signal })).data.filter((model) => model.served !== false);
   if (!models.length) {
     root.append(alertBox('This key may use no model yet.', 'info'));
     return;
@@ -53,7 +59,7 @@ export async function render(root, { params: [wanted], signal }) {
   const compose = h('form', { class: 'compose', method: 'post', novalidate: true },
     field('Message', prompt), h('div', { class: 'actions' }, send, stop, clear), status);
   root.append(
-    h('div', { class: 'card form-grid settings' }, field('Model', modelSelect), field('Temperature', temperature),
+    h('div', { class: 'card form-grid settings' }, withClass(field('Model', modelSelect), 'field-model'), field('Temperature', temperature),
       field('Max tokens', maxTokens), h('div', { class: 'field wide' }, h('label', { for: 'system-prompt' }, 'System prompt'), system)),
     h('div', { class: 'card chat' }, transcript, compose),
   );
