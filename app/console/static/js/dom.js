@@ -89,7 +89,9 @@ export function table(caption, columns, rows, { empty = 'Nothing yet.' } = {}) {
       {},
       h('caption', { class: 'visually-hidden' }, caption),
       h('thead', {}, h('tr', {}, columns.map((column) => h('th', { scope: 'col', class: column.class }, column.label)))),
-      h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((column) => h('td', { class: column.class }, column.cell(row)))))),
+      h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((column) => h('td', {
+        class: column.class, dataset: { label: column.label },
+      }, column.cell(row)))))),
     ),
   );
 }

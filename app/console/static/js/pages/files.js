@@ -38,7 +38,7 @@ export async function render(root, { signal }) {
   const input = h('input', { type: 'file', name: 'file', accept: '.jsonl,application/jsonl,application/x-ndjson', required: true });
   const region = h('div', { 'aria-live': 'polite' });
   const list = h('div');
-  const form = h('form', { class: 'card upload', method: 'post', novalidate: true },
+  const form = h('form', { class: 'upload', method: 'post', novalidate: true },
     field('Dataset (JSONL)', input, 'Chat SFT ({"messages": [...]}) or DPO preference lines; every bad line is reported.'),
     h('button', { type: 'submit', class: 'button-primary' }, 'Upload'));
   replace(root, h('h1', {}, 'Files'), section('Upload', form, region), section('Stored files', list));
