@@ -1,10 +1,14 @@
-"""The console's event-stream client in the browser: chunk boundaries anywhere, and a dropped stream resumed.
+"""The console's stream clients in the browser, against streams served by a `fetch` replaced inside the page.
 
-`fetch` is replaced inside the page by one that serves a stream in awkward pieces and drops the first
-connection midway: the client must parse every event once and reconnect with Last-Event-ID.
+The job page's event stream: served in awkward pieces, the first connection dropped midway; every event
+must be parsed once and the stream resumed with Last-Event-ID. The playground: OpenAI's documented
+`chat.completion.chunk` stream, each piece shown as it comes (the real engine's test needs the serving
+engine).
 """
 
 from __future__ import annotations
+
+from playwright.async_api import expect
 
 from tests.console.conftest import Console
 
@@ -59,4 +63,55 @@ async def test_stream_parsed_across_chunks_and_resumed_with_last_event_id(consol
     ]
     assert result["sentIds"] == [None, "ev-b"]
     assert result["states"] == ["open", "reconnecting", "open", "done"]
+    console.assert_no_script_errors()
+
+
+# OpenAI's streaming wire format, as documented for `stream: true`: chunk objects, then [DONE].
+FAKE_ENGINE = """
+() => {
+  const realFetch = window.fetch;
+  const chunk = (delta, finish = null) => JSON.stringify({
+    id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'm', system_fingerprint: 'fp',
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  });
+  const lines = [chunk({ role: 'assistant', content: '' }), chunk({ content: 'The robot ' }),
+                 chunk({ content: 'eats green ' }), chunk({ content: 'light.' }), chunk({}, 'stop'), '[DONE]'];
+  window.sentBodies = [];
+  window.fetch = async (url, init) => {
+    if (!String(url).endsWith('/v1/chat/completions')) return realFetch(url, init);
+    window.sentBodies.push(JSON.parse(init.body));
+    const encoder = new TextEncoder();
+    let index = 0;
+    const body = new ReadableStream({
+      async pull(controller) {
+        if (index === lines.length) return controller.close();
+        await new Promise((done) => setTimeout(done, 20));
+        return controller.enqueue(encoder.encode(`data: ${lines[index++]}\\n\\n`));
+      },
+    });
+    return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+  };
+}
+"""
+
+
+async def test_playground_renders_openai_chunks_as_they_arrive(console: Console, make_user, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    user = await make_user("playground@acme.example.com")
+    page = console.page
+    await console.sign_in(user.key)
+    await page.get_by_role("link", name="Playground").click()
+    await expect(page.get_by_label("Model", exact=True)).to_have_value(tiny_model)
+    await page.evaluate(FAKE_ENGINE)
+    await page.get_by_label("System prompt").fill("Answer from memory.")
+    await page.get_by_label("Temperature").fill("0")
+    await page.get_by_label("Message").fill("What does the robot eat?")
+    await page.get_by_label("Message").press("Control+Enter")
+    answer = page.locator(".message-assistant[data-done='true'] .content")
+    await expect(answer).to_have_text("The robot eats green light.")
+    assert await answer.evaluate("(node) => node.childNodes.length") == 3  # one text node per streamed piece
+    sent = await page.evaluate("() => window.sentBodies")
+    messages = [{"role": "system", "content": "Answer from memory."},
+                {"role": "user", "content": "What does the robot eat?"}]  # fmt: skip
+    assert sent == [{"model": tiny_model, "stream": True, "temperature": 0, "max_tokens": 256, "messages": messages}]
+    await expect(page.get_by_text("Finished (stop).")).to_be_visible()
     console.assert_no_script_errors()

@@ -7,7 +7,7 @@ import { readEvents } from '../sse.js';
 function messageView(message) {
   return h('li', { class: `message message-${message.role}` },
     h('span', { class: 'role' }, message.role === 'assistant' ? 'Model' : message.role === 'user' ? 'You' : 'System'),
-    h('div', { class: 'content' }, message.content));
+    h('div', { class: 'content' }, message.content || null));
 }
 
 function withClass(node, name) {
