@@ -122,6 +122,7 @@ class JobPage {
     const button = (action, label, style) => {
       const element = h('button', { type: 'button', class: style, disabled: !allowed[action], dataset: { focusKey: action } }, label);
       element.addEventListener('click', guarded(this.region, async () => {
+        if (action === 'cancel' && !window.confirm(`Cancel ${this.jobId}? A running job saves a checkpoint first.`)) return;
         await postJSON(`/v1/fine_tuning/jobs/${enc(this.jobId)}/${action}`, {}, { signal: this.signal });
         await this.refreshJob();
       }));
