@@ -5,13 +5,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CERBOS := tools/cerbos/cerbos
+# Debian's Chromium, driven by Playwright in tests/console (Playwright's own downloads are not reachable here).
+CHROMIUM := /usr/bin/chromium
 # make test PYTEST_ARGS="-k jobs"   |   make test-full (adds the full fault-injection suite)
 # make evidence: every figure of docs/evidence.md in one run (about an hour)
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-full lint typecheck policies deploy-check bench evidence clean
 
-install: $(STAMP) $(CERBOS)
+install: $(STAMP) $(CERBOS) $(CHROMIUM)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "Python 3.11 or 3.12 is required"'
@@ -24,6 +26,9 @@ $(STAMP): pyproject.toml
 
 $(CERBOS): scripts/install-cerbos.sh
 	scripts/install-cerbos.sh >/dev/null
+
+$(CHROMIUM):
+	scripts/install-chromium.sh
 
 run: install
 	$(PY) -m app.devstack
