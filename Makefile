@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CERBOS := tools/cerbos/cerbos
-# Debian's Chromium, driven by Playwright in tests/console (Playwright's own downloads are not reachable here).
+# Debian's Chromium, driven by Playwright in tests/console (Playwright's own downloads are not reachable here);
+# only the tests need it, so `make run` does not install it.
 CHROMIUM := /usr/bin/chromium
 # make test PYTEST_ARGS="-k jobs"   |   make test-full (adds the full fault-injection suite)
 # make evidence: every figure of docs/evidence.md in one run (about an hour)
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test test-full lint typecheck policies deploy-check bench evidence clean
 
-install: $(STAMP) $(CERBOS) $(CHROMIUM)
+install: $(STAMP) $(CERBOS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "Python 3.11 or 3.12 is required"'
@@ -46,10 +47,10 @@ policies: install
 deploy-check: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/check-deploy.sh
 
-test: install lint typecheck policies deploy-check
+test: install $(CHROMIUM) lint typecheck policies deploy-check
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
-test-full: install
+test-full: install $(CHROMIUM)
 	FULL_CHAOS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 bench: install
