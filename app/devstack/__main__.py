@@ -90,6 +90,7 @@ def _run(stack: Stack, stopping: object) -> int:
     stack.wait_ready(stack.ports.admin_api, timeout=300)
     print(f"\nFine-tuning MLOps is up in {time.monotonic() - started:.0f}s (state in {stack.data_dir})")
     print(f"  user API   http://127.0.0.1:{stack.ports.user_api}/v1   (docs: /docs)")
+    print(f"  console    http://127.0.0.1:{stack.ports.user_api}/   (sign in with USER_API_KEY)")
     print(f"  admin API  http://127.0.0.1:{stack.ports.admin_api}/admin/v1   (127.0.0.1 only)")
     print(f"  MLflow     {env['MLFLOW_TRACKING_URI']}")
     print(f"  Cerbos     {env['CERBOS_URL']}")
