@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from app.admin.endpoints import routers
-from app.api.common import create_app
+from app.api.application import create_app
 
 app = create_app("Fine-tuning MLOps — admin API", "admin", routers)

@@ -9,13 +9,13 @@ from typing import Any
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.resources import Resources
 from app.authz import Principal
 from app.catalog.tables import CatalogEntry
 from app.core.celery_app import TASK_COUNT_TOKENS, celery_app, queue_for
 from app.core.config import Settings
 from app.core.database import utcnow
 from app.core.errors import BadRequest, ServiceUnavailable
-from app.core.resources import Resources
 from app.files.tables import File
 from app.jobs import service
 from app.jobs.schemas import EstimateObject, JobCreate

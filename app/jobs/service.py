@@ -9,6 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.resources import Resources
 from app.authz import Authorizer, Kind, Principal, resource_attributes
 from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
@@ -18,7 +19,6 @@ from app.core.database import after_commit, utcnow
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.outbox import enqueue
 from app.core.pagination import fetch_page
-from app.core.resources import Resources
 from app.files import repository as files
 from app.files.tables import File
 from app.jobs import events

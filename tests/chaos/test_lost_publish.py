@@ -13,8 +13,8 @@ import time
 import pytest
 from sqlalchemy import select
 
+from app.api.resources import Resources
 from app.authz import Principal
-from app.core.resources import Resources
 from app.jobs import service
 from app.jobs.schemas import JobCreate
 from app.jobs.tables import OutboxMessage

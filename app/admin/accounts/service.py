@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.accounts import repository
 from app.admin.accounts.schemas import KeyCreate, KeyUpdate, UserCreate, UserUpdate
+from app.api.resources import Resources
 from app.authz import Principal
 from app.core.database import utcnow
 from app.core.errors import Conflict, not_found
-from app.core.resources import Resources
 from app.jobs import service as jobs
 from app.users import service as users
 from app.users.tables import ApiKey, Organization, User

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.jobs import repository
 from app.admin.jobs.repository import JobFilters
+from app.api.resources import Resources
 from app.authz import Principal
 from app.core.celery_app import GPU_QUEUE, TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.outbox import enqueue
-from app.core.resources import Resources
 from app.fleet.queues import remove_task_messages
 from app.jobs import service as jobs
 from app.jobs.tables import Job, JobEvent

@@ -1,0 +1,36 @@
+"""Both APIs are built the same way: clients in the lifespan, one error shape, request context, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.api.errors import install_error_handlers
+from app.api.health import health_routes
+from app.api.middleware import RequestContextMiddleware
+from app.api.resources import Resources
+from app.core.config import Settings, get_settings
+from app.core.logging import configure_logging
+
+
+def create_app(title: str, api_name: str, routers: list[Any], settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = settings or get_settings()
+        configure_logging(current.log_level)
+        app.state.resources = Resources.create(current)
+        try:
+            yield
+        finally:
+            await app.state.resources.close()
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, api_name=api_name)
+    health_routes(app)
+    for router in routers:
+        app.include_router(router)
+    return app
