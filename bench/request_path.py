@@ -125,6 +125,9 @@ def main() -> None:
             latency = sequential(url, key, job_id, args.requests)
             print(json.dumps({"sequential": latency}), flush=True)
             load = asyncio.run(throughput(url, key, job_id, args.clients, args.seconds))
+        except httpx.HTTPStatusError:
+            print(api.log_path.read_text()[-4000:], file=sys.stderr)  # why the API refused
+            raise
         finally:
             api.stop()
             stack.stop()

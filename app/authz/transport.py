@@ -13,6 +13,7 @@ get a decision (refused, unreachable, timed out, a malformed answer) denies, nev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from google.protobuf import struct_pb2
 
 from app.authz.errors import AuthorizationUnavailable
 from app.authz.principal import Principal
+
+logger = logging.getLogger(__name__)
 
 PlanOutcome = Literal["allowed", "denied", "conditional"]
 
@@ -80,7 +83,7 @@ def _allowed_in_order(
     for check in checks:
         decisions = answered.get((check.kind, check.resource_id))
         if decisions is None:
-            raise AuthorizationUnavailable(f"Cerbos returned no decision for {check.kind} {check.resource_id!r}")
+            raise _unavailable(f"Cerbos returned no decision for {check.kind} {check.resource_id!r}")
         allowed.append(frozenset(action for action in check.actions if decisions.get(action, False)))
     return allowed
 
@@ -177,15 +180,22 @@ def _grpc_principal(principal: Principal) -> engine_pb2.Principal:
     return engine_pb2.Principal(id=principal.id, roles=list(principal.roles), attr=attrs)
 
 
+def _unavailable(message: str) -> AuthorizationUnavailable:
+    # The client sees a bare 503; the operator needs to know it was Cerbos, and why.
+    logger.warning("no authorization decision: %s", message)
+    return AuthorizationUnavailable(message)
+
+
 @asynccontextmanager
 async def _grpc_call() -> AsyncIterator[None]:
     try:
         yield
     except grpc.RpcError as error:
         code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
-        raise AuthorizationUnavailable(f"Cerbos did not decide (gRPC {code}): {error}") from error
+        details = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
+        raise _unavailable(f"Cerbos did not decide (gRPC {code}): {details}") from error
     except (CerbosTypeError, ValueError) as error:
-        raise AuthorizationUnavailable(f"Cerbos refused the request: {error}") from error
+        raise _unavailable(f"Cerbos refused the request: {error}") from error
 
 
 @asynccontextmanager
@@ -193,7 +203,7 @@ async def _http_call() -> AsyncIterator[None]:
     try:
         yield
     except CerbosRequestException as error:
-        raise AuthorizationUnavailable(f"Cerbos refused the request: {error}") from error
+        raise _unavailable(f"Cerbos refused the request: {error}") from error
     except (httpx.HTTPError, ValueError, KeyError) as error:
         # ValueError/KeyError: the SDK parses an error body that was not Cerbos JSON.
-        raise AuthorizationUnavailable(f"Cerbos is unreachable: {error}") from error
+        raise _unavailable(f"Cerbos is unreachable: {error}") from error
