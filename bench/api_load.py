@@ -91,6 +91,7 @@ async def drive(base_url: str, key: str, operation: Operation, clients: int, sec
         "clients": clients,
         "requests": sum(statuses.values()),
         "requests_per_second": round(ok / elapsed, 1),
+        "seconds": round(elapsed, 3),
         "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1) if latencies else None,
         "statuses": dict(statuses),
