@@ -23,6 +23,7 @@ def create_app(title: str, api_name: str, routers: list[Any], settings: Settings
         configure_logging(current.log_level)
         app.state.resources = Resources.create(current)
         try:
+            await app.state.resources.authorizer.connect()
             yield
         finally:
             await app.state.resources.close()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, false
 
-from app.authz.errors import Forbidden, hidden
+from app.authz.errors import AuthorizationUnavailable, Forbidden, hidden
 from app.authz.filters import TableLike, plan_to_condition
 from app.authz.kinds import Kind, resource_attributes
 from app.authz.principal import Principal
@@ -138,6 +138,13 @@ class Authorizer:
             return false()
         plan = await self._transport.plan(principal, str(kind), action, request_id_var.get())
         return plan_to_condition(plan, table, columns)
+
+    async def connect(self) -> None:
+        """Connect to Cerbos at start-up; a Cerbos not up yet is reported by /ready, not fatal here."""
+        try:
+            await self._transport.connect()
+        except AuthorizationUnavailable:
+            return  # logged by the transport; the first decision connects again
 
     async def close(self) -> None:
         await self._transport.close()

@@ -13,6 +13,7 @@ get a decision (refused, unreachable, timed out, a malformed answer) denies, nev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -72,6 +73,10 @@ class Transport(Protocol):
 
     async def plan(self, principal: Principal, kind: str, action: str, request_id: str | None) -> Plan: ...
 
+    async def connect(self) -> None:
+        """Open the connection now rather than in the first request."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -93,6 +98,7 @@ class GrpcTransport:
 
     def __init__(self, address: str, timeout_seconds: float) -> None:
         self._client = GrpcCerbosClient(address, timeout_secs=timeout_seconds)
+        self._timeout_seconds = timeout_seconds
 
     async def check(
         self, principal: Principal, checks: Sequence[ResourceCheck], request_id: str | None
@@ -125,6 +131,12 @@ class GrpcTransport:
                 engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL: "conditional",
             }.get(response.filter.kind, "denied")  # type: ignore[assignment]
         return Plan(outcome, response.resource_kind, response)
+
+    async def connect(self) -> None:
+        # A channel connects on its first call: a cheap one (ServerInfo) here, so that a request
+        # never spends its deadline on the TCP and HTTP/2 handshakes of a just-started process.
+        async with _grpc_call():
+            await asyncio.wait_for(self._client.server_info(), self._timeout_seconds)
 
     async def close(self) -> None:
         await self._client.close()
@@ -164,6 +176,9 @@ class HttpTransport:
             }.get(response.filter.kind, "denied")  # type: ignore[assignment]
         return Plan(outcome, response.resource_kind, response)
 
+    async def connect(self) -> None:
+        """Nothing to open ahead: a keep-alive connection costs one TCP handshake, made by the first call."""
+
     async def close(self) -> None:
         await self._client.close()
 
@@ -196,6 +211,8 @@ async def _grpc_call() -> AsyncIterator[None]:
         raise _unavailable(f"Cerbos did not decide (gRPC {code}): {details}") from error
     except (CerbosTypeError, ValueError) as error:
         raise _unavailable(f"Cerbos refused the request: {error}") from error
+    except TimeoutError as error:
+        raise _unavailable("Cerbos did not answer in time") from error
 
 
 @asynccontextmanager

@@ -48,6 +48,11 @@ async def test_every_plan_is_the_same_over_grpc(
         assert compiled(await grpc_authorizer.list_filter(PEOPLE[person], kind, action, table)) == over_http
 
 
+async def test_connecting_ahead_opens_the_channel(grpc_authorizer: Authorizer) -> None:
+    await grpc_authorizer.connect()
+    assert await grpc_authorizer.check(PEOPLE["alice"], Kind.FILE, "file-1", ALICE_OBJECT, "read")
+
+
 async def test_a_conditional_plan_over_grpc_is_a_where_clause(grpc_authorizer: Authorizer) -> None:
     condition = await grpc_authorizer.list_filter(PEOPLE["alice"], Kind.FILE, "read", File)
     assert compiled(condition) == "files.owner_id = 'user-alice' OR files.organization_id = 'org-a'"
@@ -86,6 +91,7 @@ async def test_unreachable_grpc_fails_closed() -> None:
     authorizer = Authorizer("http://127.0.0.1:9", grpc_address=f"127.0.0.1:{free_port()}", timeout_seconds=0.5)
     try:
         started = time.monotonic()
+        await authorizer.connect()  # at start-up an absent Cerbos is reported, not fatal
         with pytest.raises(AuthorizationUnavailable) as error:
             await authorizer.check(PEOPLE["adam"], Kind.FILE, "file-1", ALICE_OBJECT, "read")
         assert error.value.status_code == 503
