@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.core.config import get_settings
-from app.core.tables import Base
+from app.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

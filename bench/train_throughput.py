@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.training.tiny_data import sentence, words
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO_ROOT / "bench" / "out"
 WARMUP_STEPS = 3
@@ -48,37 +50,6 @@ GPU_PEAK_BF16_FLOPS = {
     "L4": 121e12,
     "A10": 125e12,
 }
-WORDS = [
-    "the",
-    "model",
-    "reads",
-    "a",
-    "book",
-    "today",
-    "what",
-    "time",
-    "number",
-    "five",
-    "good",
-    "answer",
-    "question",
-    "river",
-    "light",
-    "station",
-    "market",
-    "garden",
-    "kitchen",
-    "window",
-    "table",
-    "story",
-    "music",
-    "travel",
-    "friend",
-    "doctor",
-    "engineer",
-    "computer",
-    "program",
-]
 
 
 def main() -> int:
@@ -182,8 +153,8 @@ def _write_data(path: Path, shape: dict[str, Any], tokenizer_dir: Path, args: ar
     for _ in range(shape["examples"]):
         target_tokens = int(math.exp(rng.uniform(low, high)))
         n_words = max(2, int(target_tokens / 1.6))  # the tiny tokenizer spends ~1.6 tokens per word here
-        answer = " ".join(rng.choice(WORDS) for _ in range(n_words))
-        question = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+        answer = words(rng, n_words)
+        question = sentence(rng, 3, 12)
         lines.append(
             json.dumps({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
         )

@@ -107,7 +107,7 @@ def clean_database(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("stack")
     from sqlalchemy import create_engine
 
-    from app.core.tables import Base
+    from app.tables import Base
 
     names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     engine = create_engine(os.environ["DATABASE_URL"].replace("+asyncpg", "+psycopg2"), poolclass=NullPool)

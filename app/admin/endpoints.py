@@ -1,10 +1,11 @@
 """The admin API's routers, mounted by app/api/admin_app.py under /admin/v1.
 
-Every handler takes its principal from `app.admin.access.allowed(kind, action)`,
-a Cerbos decision (admin: everything; operator: read and list). Mutating handlers
-name their object with `mark_resource` for the audit row, and commit before they
-answer: FastAPI closes the session dependency only after the response is sent,
-and a client acting on the answer (say, on a key just revoked) must find it done.
+Every route declares its Cerbos decision with `app.admin.access.allow(kind, action)`
+(admin: everything; operator: read and list). Mutating handlers
+name their object with `mark_resource` for the audit row. One commit policy for both
+APIs: services only flush, and the session dependency (`SessionDep`, app/api/deps.py)
+commits when the handler returns, before the response is sent, so a client acting on
+the answer (say, on a key just revoked) finds it done.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.authz import Authorizer
+from app.core.clients import Clients
 from app.core.config import Settings
-from app.core.resources import Clients
 from app.users.credential_cache import CredentialCache
 
 
@@ -22,15 +22,12 @@ class Resources(Clients):
 
     @classmethod
     def create(cls, settings: Settings, **engine_options: object) -> Resources:
-        clients = Clients.connect(settings, **engine_options)
+        clients = Clients.connect(settings, engine_options=engine_options)
         return cls(
-            settings=settings,
-            engine=clients.engine,
-            sessionmaker=clients.sessionmaker,
-            redis=clients.redis,
+            **clients,
             authorizer=Authorizer(settings.cerbos_url, grpc_address=settings.cerbos_grpc_address),
             # Attached before the first query, so every pooled connection listens for key changes.
-            credentials=CredentialCache.attach(clients.engine, settings.credential_cache_seconds),
+            credentials=CredentialCache.attach(clients["engine"], settings.credential_cache_seconds),
         )
 
     async def close(self) -> None:

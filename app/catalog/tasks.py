@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from app.catalog.tables import CatalogEntry
+from app.catalog import repository
 from app.core.celery_app import TASK_DOWNLOAD_BASE_MODEL, celery_app
 from app.core.config import get_settings
 from app.core.worker_context import WorkerContext, run_in_context
@@ -42,6 +42,8 @@ def is_local(source: str) -> bool:
 
 def fetch_into_cache(source: str, revision: str | None) -> str | None:
     """Download (or find cached) `source` at `revision` into the shared HF cache; the problem, or None."""
+    # huggingface_hub comes with the train extra: the API image imports this module (local_model_problem)
+    # without it, and only a GPU worker downloads.
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -76,7 +78,7 @@ def fetch_into_cache(source: str, revision: str | None) -> str | None:
 
 async def _start(context: WorkerContext, model_id: str) -> tuple[str, str | None] | None:
     async with context.sessionmaker() as session:
-        entry = await session.get(CatalogEntry, model_id, with_for_update=True)
+        entry = await repository.get(session, model_id, for_update=True)
         if entry is None:
             return None
         entry.download_status, entry.download_error = "downloading", None
@@ -87,7 +89,7 @@ async def _start(context: WorkerContext, model_id: str) -> tuple[str, str | None
 async def _finish(context: WorkerContext, model_id: str, target: tuple[str, str | None], problem: str | None) -> str:
     status = "failed" if problem else "ready"
     async with context.sessionmaker() as session:
-        entry = await session.get(CatalogEntry, model_id, with_for_update=True)
+        entry = await repository.get(session, model_id, for_update=True)
         # An admin may have changed the source or revision meanwhile: that change brings its own download.
         if entry is None or (entry.source, entry.revision) != target:
             return "superseded"

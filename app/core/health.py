@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from app.core.resources import Clients
+from app.core.clients import Clients
 
 CHECK_TIMEOUT_SECONDS = 3.0
 

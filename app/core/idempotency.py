@@ -4,6 +4,9 @@ A key is claimed in Redis (SET NX) before the request runs, so a retry that
 arrives while the first attempt is still running (the usual case: the client
 timed out) gets 409 instead of creating a second object. A request that fails
 releases its claim, so the client may retry with the same key.
+
+A first response is remembered only once the change it names is committed: `once` commits
+the request's session itself before storing it (the one commit outside the session dependency).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import commit
 from app.core.errors import BadRequest, Conflict
 
 TTL_SECONDS = 24 * 3600
@@ -68,9 +73,9 @@ async def _claim(redis: aioredis.Redis, name: str, body_fingerprint: str) -> Any
 
 @asynccontextmanager
 async def once(
-    redis: aioredis.Redis, principal_id: str, route: str, key: str | None, body: Any
+    redis: aioredis.Redis, session: AsyncSession, principal_id: str, route: str, key: str | None, body: Any
 ) -> AsyncIterator[Replay]:
-    """Run the block at most once per key; without a key, always run it."""
+    """Run the block at most once per key; without a key, always run it (and leave the commit to the caller)."""
     replay = Replay()
     if not key:
         yield replay
@@ -92,5 +97,10 @@ async def once(
     if replay.response is None:  # the block chose not to answer: leave the key free
         await redis.delete(name)
         return
+    try:
+        await commit(session)  # a replay must name a row that exists
+    except BaseException:
+        await redis.delete(name)
+        raise
     record = json.dumps({"fingerprint": body_fingerprint, "response": replay.response}, default=str)
     await redis.set(name, record, ex=TTL_SECONDS)

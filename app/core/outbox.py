@@ -9,19 +9,39 @@ twice is harmless: tasks re-read the row and claim the job with fencing.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import anyio
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, Integer, String, Text, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.celery_app import celery_app, queue_for
-from app.core.database import after_commit, utcnow
-from app.jobs.tables import OutboxMessage
+from app.core.database import Base, after_commit, utcnow
 
 logger = logging.getLogger(__name__)
+
+
+class OutboxMessage(Base):
+    """A Celery message written in the same transaction as the state change that needs it.
+
+    Published right after commit; the reconciler publishes any row left unsent
+    (API killed between commit and publish), so no job waits forever.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(200))
+    args: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    queue: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 def enqueue(
@@ -83,3 +103,14 @@ async def relay(
             sent += 1
         await session.commit()
         return sent
+
+
+async def reprioritize_unsent(session: AsyncSession, task_name: str, args: list[Any], priority: int) -> int:
+    """Give the not-yet-published messages of `task_name(*args)` a new priority; how many there were."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.task_name == task_name, OutboxMessage.sent_at.is_(None), OutboxMessage.args == args)
+        .values(priority=priority)
+        .returning(OutboxMessage.id)
+    )
+    return len(result.all())

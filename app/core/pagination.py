@@ -54,3 +54,9 @@ def _id_of(item: Any) -> str | None:
     if item is None:
         return None
     return item.get("id") if isinstance(item, dict) else getattr(item, "id", None)
+
+
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern for a list filter matching `text` anywhere, its own wildcards taken literally (escape '\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -11,34 +11,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
-from app.core.config import Settings, get_settings
-from app.core.database import create_engine, create_sessionmaker, retry_while_unavailable
-from app.core.redis_clients import async_client
+from app.core.clients import Clients
+from app.core.config import get_settings
+from app.core.database import retry_while_unavailable
 
 T = TypeVar("T")
 
 
 @dataclass
-class WorkerContext:
-    settings: Settings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    redis: aioredis.Redis
-
+class WorkerContext(Clients):
     @classmethod
     def create(cls) -> WorkerContext:
-        settings = get_settings()
-        engine = create_engine(settings, poolclass=NullPool, pool_size=None, max_overflow=None)
-        return cls(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            redis=async_client(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
-        )
+        redis_options = {"socket_timeout": 10, "socket_connect_timeout": 5}
+        engine_options = {"poolclass": NullPool, "pool_size": None, "max_overflow": None}
+        return cls(**Clients.connect(get_settings(), engine_options=engine_options, redis_options=redis_options))
 
     async def write(self, work: Callable[[], Awaitable[T]], what: str) -> T:
         """One transaction of this worker, tried again while PostgreSQL restarts (see `retry_while_unavailable`).
@@ -46,10 +34,6 @@ class WorkerContext:
         `work` opens its own session, so each try is a fresh transaction.
         """
         return await retry_while_unavailable(work, what, self.settings.worker_database_retry_seconds)
-
-    async def close(self) -> None:
-        await self.redis.aclose()
-        await self.engine.dispose()
 
 
 def run_in_context(work: Callable[[WorkerContext], Awaitable[T]]) -> T:

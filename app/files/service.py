@@ -8,14 +8,15 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.authz import Authorizer, Kind, Principal, resource_attributes
 from app.core import ids
-from app.core.celery_app import TASK_INDEX_FILE
+from app.core.celery_app import TASK_INDEX_FILE, TASK_SEARCH_FILE, celery_app, queue_for
 from app.core.config import Settings
 from app.core.database import utcnow
-from app.core.errors import BadRequest, PayloadTooLarge
+from app.core.errors import BadRequest, Conflict, PayloadTooLarge, ServiceUnavailable
 from app.core.outbox import enqueue
 from app.files import repository
 from app.files.tables import File
@@ -186,8 +187,6 @@ SEARCH_TIMEOUT_SECONDS = 60
 
 
 def _search_on_worker(row: File, query: str, limit: int) -> list[dict[str, object]]:
-    from app.core.celery_app import TASK_SEARCH_FILE, celery_app, queue_for
-
     result = celery_app.send_task(
         TASK_SEARCH_FILE, args=[row.id, row.owner_id, row.organization_id, query, limit],
         queue=queue_for(TASK_SEARCH_FILE),
@@ -202,10 +201,6 @@ async def search(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str, query: str, limit: int
 ) -> tuple[File, list[dict[str, object]]]:
     """Nearest examples of one file; the payload filter names the file's own owner and organization."""
-    import anyio
-
-    from app.core.errors import Conflict, ServiceUnavailable
-
     row = await get(session, authorizer, principal, file_id)
     if row.index_status != "indexed":
         pending = row.index_status in ("pending", "indexing")

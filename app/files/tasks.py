@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from app.core.celery_app import TASK_FILE_OVERLAP, TASK_INDEX_FILE, TASK_SEARCH_FILE, celery_app
+from app.core.config import get_settings
 from app.core.worker_context import WorkerContext, run_in_context
+from app.files import repository
 from app.files.service import storage_path
 from app.files.tables import File
 from app.files.vectors import vector_store
@@ -21,7 +23,7 @@ def index_vectors(file_id: str) -> str:
 async def index_file(context: WorkerContext, file_id: str) -> str:
     """Idempotent: point ids are derived from (file, line), so a re-run rewrites the same points."""
     async with context.sessionmaker() as session:
-        row = await session.get(File, file_id)
+        row = await repository.get(session, file_id)
         if row is None:
             return "missing"
         store = vector_store(context.settings)
@@ -54,8 +56,6 @@ async def index_file(context: WorkerContext, file_id: str) -> str:
 @celery_app.task(name=TASK_SEARCH_FILE)
 def search(file_id: str, owner_id: str, organization_id: str, query: str, limit: int) -> list[dict[str, object]]:
     """Runs where the embedding model lives, so the API process needs no torch."""
-    from app.core.config import get_settings
-
     hits = vector_store(get_settings()).search(file_id, owner_id, organization_id, query, limit)
     return [{"line": hit.line, "score": round(float(hit.score), 4), "text": hit.excerpt} for hit in hits]
 
@@ -63,7 +63,7 @@ def search(file_id: str, owner_id: str, organization_id: str, query: str, limit:
 async def ensure_indexed(context: WorkerContext, file_id: str) -> File | None:
     """Index a file now if its indexing task has not run yet (idempotent)."""
     async with context.sessionmaker() as session:
-        row = await session.get(File, file_id)
+        row = await repository.get(session, file_id)
     if row is None or row.deleted_at is not None:
         return None
     if row.index_status != "indexed":

@@ -1,4 +1,4 @@
-"""Streaming validation of fine-tuning dataset files (JSONL), run while they upload.
+"""Streaming validation of fine-tuning dataset files (JSONL), run while they upload: the framing.
 
 The upload endpoint feeds each received chunk to a `StreamingValidator` as it
 writes the chunk to disk, so a file is never held whole in memory: the
@@ -6,7 +6,10 @@ validator keeps at most one line (capped at ``max_line_bytes``) plus the first
 8 KiB of the file. Every bad line is reported with its line number, a stable
 code, the JSON path at fault (``param``) and a message that says what to do.
 
-Policy decisions, so the API and the training side agree:
+What a line must be is not decided here: `app.datasets.lines` turns a line into
+a JSON object and `app.datasets.schema` checks it as a chat or preference example,
+as training does. This module cuts the stream into lines and decides what holds
+for the file as a whole:
 
 * One example per line, UTF-8. A UTF-8 byte-order mark at the very start is
   ignored (Windows editors write one); UTF-16/32 files are refused whole.
@@ -24,26 +27,16 @@ Policy decisions, so the API and the training side agree:
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-DataFormat = Literal["chat", "preference"]
+from app.datasets.codes import ErrorCode, Problem
+from app.datasets.lines import MAX_JSON_DEPTH, UTF8_BOM, parse_line
+from app.datasets.schema import DataFormat, ExampleChecker, ExampleTally
 
 SNIFF_BYTES = 8192
 READ_CHUNK_BYTES = 1024 * 1024
-ROLES = ("system", "user", "assistant", "tool")
-CHAT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls"})
-PREFERENCE_KEYS = frozenset({"input", "preferred_output", "non_preferred_output"})
-PREFERENCE_INPUT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls"})
-MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "tool_call_id"})
-TOOL_KEYS = frozenset({"type", "function"})
-FUNCTION_KEYS = frozenset({"name", "description", "parameters", "strict"})
-
-_UTF8_BOM = b"\xef\xbb\xbf"
 # Signatures of files people upload by mistake; all contain bytes no JSONL file starts with.
 _BINARY_SIGNATURES = (
     (b"\x1f\x8b", "a gzip archive"),
@@ -59,42 +52,13 @@ _BINARY_SIGNATURES = (
 _JSONL_ADVICE = "upload a UTF-8 JSONL text file, one JSON example per line"
 # Bytes that appear in text; whatever translate() leaves after deleting them is a control byte.
 _TEXT_BYTES = bytes([*b"\t\n\r\f\b\x1b", *range(0x20, 0x7F), *range(0x80, 0x100)])
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-class ErrorCode(StrEnum):
-    EMPTY_FILE = "empty_file"
-    BINARY_FILE = "binary_file"
-    INVALID_UTF8 = "invalid_utf8"
-    LINE_TOO_LONG = "line_too_long"
-    TOO_MANY_LINES = "too_many_lines"
-    BLANK_LINE = "blank_line"
-    INVALID_JSON = "invalid_json"
-    JSON_TOO_DEEP = "json_too_deep"
-    NOT_AN_OBJECT = "not_an_object"
-    UNEXPECTED_KEY = "unexpected_key"
-    MIXED_FORMATS = "mixed_formats"
-    MISSING_MESSAGES = "missing_messages"
-    MESSAGES_NOT_A_LIST = "messages_not_a_list"
-    EMPTY_MESSAGES = "empty_messages"
-    MESSAGE_NOT_AN_OBJECT = "message_not_an_object"
-    MISSING_ROLE = "missing_role"
-    UNRECOGNIZED_ROLE = "unrecognized_role"
-    MISSING_CONTENT = "missing_content"
-    INVALID_CONTENT = "invalid_content"
-    INVALID_FIELD = "invalid_field"
-    INVALID_WEIGHT = "invalid_weight"
-    INVALID_TOOLS = "invalid_tools"
-    INVALID_TOOL_CALLS = "invalid_tool_calls"
-    EXAMPLE_MISSING_ASSISTANT_MESSAGE = "example_missing_assistant_message"
-    INVALID_PREFERENCE_FORMAT = "invalid_preference_format"
 
 
 @dataclass(frozen=True, slots=True)
 class ValidationLimits:
     max_line_bytes: int = 4 * 1024 * 1024
     max_lines: int = 5_000_000
-    max_json_depth: int = 64
+    max_json_depth: int = MAX_JSON_DEPTH
     max_errors_listed: int = 1000
 
 
@@ -119,21 +83,6 @@ class ValidationReport:
 
 
 @dataclass(slots=True)
-class _Problem:
-    code: ErrorCode
-    param: str | None
-    message: str
-
-
-@dataclass(slots=True)
-class _ExampleTally:
-    messages: int = 0
-    assistant_messages: int = 0
-    trained_assistant_messages: int = 0
-    characters: int = 0
-
-
-@dataclass(slots=True)
 class _FileTally:
     examples: int = 0
     messages: int = 0
@@ -143,411 +92,12 @@ class _FileTally:
     invalid_lines: int = 0
     blank_lines: int = 0
 
-    def add(self, example: _ExampleTally) -> None:
+    def add(self, example: ExampleTally) -> None:
         self.examples += 1
         self.messages += example.messages
         self.assistant_messages += example.assistant_messages
         self.characters += example.characters
         self.max_example_characters = max(self.max_example_characters, example.characters)
-
-
-def _describe(value: Any) -> str:
-    """A value as a message shows it: short, and with its JSON type when that is the point."""
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if value is None:
-        return "null"
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
-    return "a list" if isinstance(value, list) else "an object"
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-class _ExampleChecker:
-    """Checks one parsed line against the chat or preference schema, collecting every problem."""
-
-    def __init__(self) -> None:
-        self.problems: list[_Problem] = []
-        self.tally = _ExampleTally()
-        self._preference = False
-
-    def problem(self, code: ErrorCode, param: str | None, message: str) -> None:
-        self.problems.append(_Problem(code, param, message))
-
-    def check(self, example: dict[str, Any]) -> DataFormat | None:
-        if "messages" in example:
-            self._check_chat(example)
-            return "chat"
-        if PREFERENCE_KEYS & example.keys():
-            self._preference = True
-            self._check_preference(example)
-            return "preference"
-        legacy = "prompt" in example and "completion" in example
-        self.problem(
-            ErrorCode.MISSING_MESSAGES,
-            "messages",
-            ("the legacy prompt/completion format is not supported; " if legacy else "no 'messages' key; ")
-            + 'a chat example is {"messages": [...]}, a preference example is '
-            '{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}',
-        )
-        return None
-
-    def _check_chat(self, example: dict[str, Any]) -> None:
-        self._unexpected_keys(example, CHAT_KEYS, "")
-        self._check_tool_options(example, "")
-        messages = example["messages"]
-        if not isinstance(messages, list):
-            self.problem(
-                ErrorCode.MESSAGES_NOT_A_LIST,
-                "messages",
-                f"messages is {_describe(messages)}; expected a list",
-            )
-            return
-        if not messages:
-            self.problem(ErrorCode.EMPTY_MESSAGES, "messages", "messages is empty; add at least one exchange")
-            return
-        for index, message in enumerate(messages):
-            if not self._count_plain_message(message):
-                self._check_message(message, f"messages[{index}]")
-        if self.tally.assistant_messages == 0:
-            self.problem(
-                ErrorCode.EXAMPLE_MISSING_ASSISTANT_MESSAGE,
-                "messages",
-                "the example has no assistant message; add the reply the model should learn",
-            )
-        elif self.tally.trained_assistant_messages == 0:
-            self.problem(
-                ErrorCode.EXAMPLE_MISSING_ASSISTANT_MESSAGE,
-                "messages",
-                "every assistant message has weight 0, so nothing is learned; set weight 1 on at least one",
-            )
-
-    def _check_preference(self, example: dict[str, Any]) -> None:
-        self._unexpected_keys(example, PREFERENCE_KEYS, "")
-        prompt = example.get("input")
-        if not isinstance(prompt, dict):
-            self.problem(
-                ErrorCode.INVALID_PREFERENCE_FORMAT,
-                "input",
-                f"input is {_describe(prompt) if 'input' in example else 'missing'}; "
-                'expected {"messages": [...]} holding the prompt',
-            )
-        else:
-            self._check_preference_input(prompt)
-        for key in ("preferred_output", "non_preferred_output"):
-            self._check_preference_output(example, key)
-
-    def _check_preference_input(self, prompt: dict[str, Any]) -> None:
-        self._unexpected_keys(prompt, PREFERENCE_INPUT_KEYS, "input")
-        self._check_tool_options(prompt, "input")
-        messages = prompt.get("messages")
-        if not isinstance(messages, list) or not messages:
-            shown = "empty" if messages == [] else _describe(messages) if "messages" in prompt else "missing"
-            self.problem(
-                ErrorCode.INVALID_PREFERENCE_FORMAT,
-                "input.messages",
-                f"input.messages is {shown}; expected a non-empty list of the prompt's messages",
-            )
-            return
-        for index, message in enumerate(messages):
-            if not self._count_plain_message(message):
-                self._check_message(message, f"input.messages[{index}]")
-
-    def _check_preference_output(self, example: dict[str, Any], key: str) -> None:
-        output = example.get(key)
-        if not isinstance(output, list) or len(output) != 1:
-            if key not in example:
-                shown = "missing"
-            elif isinstance(output, list):
-                shown = f"a list of {len(output)}"
-            else:
-                shown = _describe(output)
-            self.problem(
-                ErrorCode.INVALID_PREFERENCE_FORMAT,
-                key,
-                f"{key} is {shown}; expected a list holding exactly one assistant message",
-            )
-            return
-        role = self._check_message(output[0], f"{key}[0]")
-        if role is not None and role != "assistant":
-            self.problem(
-                ErrorCode.INVALID_PREFERENCE_FORMAT,
-                f"{key}[0].role",
-                f"{key}[0].role is {_describe(role)}; a preference output must be an assistant message",
-            )
-
-    def _count_plain_message(self, message: Any) -> bool:
-        """Accepts and counts a {"role", "content": str} message, the bulk of most files, quickly.
-
-        Everything else, and everything it accepts, `_check_message` would judge the same way.
-        """
-        if type(message) is not dict or len(message) != 2:
-            return False
-        role, content = message.get("role"), message.get("content")
-        if type(role) is not str or role not in ROLES or type(content) is not str:
-            return False
-        self.tally.messages += 1
-        self.tally.characters += len(content)
-        if role == "assistant":
-            self.tally.assistant_messages += 1
-            self.tally.trained_assistant_messages += 1
-        return True
-
-    def _check_message(self, message: Any, path: str) -> str | None:
-        """Checks one message and returns its role when the role is valid."""
-        if not isinstance(message, dict):
-            self.problem(
-                ErrorCode.MESSAGE_NOT_AN_OBJECT,
-                path,
-                f"{path} is {_describe(message)}; expected an object with role and content",
-            )
-            return None
-        self.tally.messages += 1
-        self._unexpected_keys(message, MESSAGE_KEYS, path)
-        role = self._check_role(message, path)
-        has_tool_calls = role == "assistant" and "tool_calls" in message
-        self._check_content(message, path, has_tool_calls)
-        weight = self._check_weight(message, path, role)
-        if role == "assistant":
-            self.tally.assistant_messages += 1
-            self.tally.trained_assistant_messages += weight != 0
-        if "tool_calls" in message:
-            self._check_tool_calls(message["tool_calls"], f"{path}.tool_calls", role)
-        self._check_string_field(message, "name", path)
-        if "tool_call_id" in message:
-            self._check_string_field(message, "tool_call_id", path)
-            if role not in (None, "tool"):
-                self.problem(
-                    ErrorCode.INVALID_FIELD,
-                    f"{path}.tool_call_id",
-                    f"{path} has tool_call_id but role {_describe(role)}; only tool messages carry one",
-                )
-        return role
-
-    def _check_role(self, message: dict[str, Any], path: str) -> str | None:
-        if "role" not in message:
-            self.problem(
-                ErrorCode.MISSING_ROLE,
-                f"{path}.role",
-                f'{path} has no role; add "role": one of {", ".join(ROLES)}',
-            )
-            return None
-        role = message["role"]
-        if not isinstance(role, str) or role not in ROLES:
-            self.problem(
-                ErrorCode.UNRECOGNIZED_ROLE,
-                f"{path}.role",
-                f"{path}.role is {_describe(role)}; expected one of {', '.join(ROLES)}",
-            )
-            return None
-        return role
-
-    def _check_content(self, message: dict[str, Any], path: str, has_tool_calls: bool) -> None:
-        content = message.get("content")
-        if content is None:
-            if not has_tool_calls:
-                state = "null" if "content" in message else "missing"
-                self.problem(
-                    ErrorCode.MISSING_CONTENT,
-                    f"{path}.content",
-                    f"{path}.content is {state}; give the message's text (only an assistant "
-                    "message with tool_calls may leave content null)",
-                )
-            return
-        if isinstance(content, str):
-            self.tally.characters += len(content)
-            return
-        if isinstance(content, list) and content:
-            for index, part in enumerate(content):
-                self._check_content_part(part, f"{path}.content[{index}]")
-            return
-        shown = "an empty list" if content == [] else _describe(content)
-        self.problem(
-            ErrorCode.INVALID_CONTENT,
-            f"{path}.content",
-            f"{path}.content is {shown}; expected a string or a non-empty list of "
-            '{"type": "text", "text": "..."} parts',
-        )
-
-    def _check_content_part(self, part: Any, path: str) -> None:
-        if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-            self.tally.characters += len(part["text"])
-            return
-        if isinstance(part, dict) and part.get("type") not in (None, "text"):
-            detail = f"has type {_describe(part.get('type'))}; only text parts are supported"
-        else:
-            detail = f"is {_describe(part)}" if not isinstance(part, dict) else "has no string 'text'"
-        self.problem(ErrorCode.INVALID_CONTENT, path, f'{path} {detail}; expected {{"type": "text", "text": "..."}}')
-
-    def _check_weight(self, message: dict[str, Any], path: str, role: str | None) -> int:
-        """Returns the weight the message trains with (1 when absent)."""
-        if "weight" not in message:
-            return 1
-        weight = message["weight"]
-        if self._preference:
-            reason = "weight is not used in preference examples; remove it"
-        elif role is not None and role != "assistant":
-            reason = f"weight is only allowed on assistant messages, not on role {_describe(role)}"
-        elif type(weight) is not int or weight not in (0, 1):
-            reason = f"weight is {_describe(weight)}; expected 0 or 1"
-        else:
-            return weight
-        self.problem(ErrorCode.INVALID_WEIGHT, f"{path}.weight", f"{path}.{reason}")
-        return 1
-
-    def _check_tool_calls(self, tool_calls: Any, path: str, role: str | None) -> None:
-        if role not in (None, "assistant"):
-            self.problem(
-                ErrorCode.INVALID_TOOL_CALLS,
-                path,
-                f"{path} is set on role {_describe(role)}; only assistant messages make tool calls",
-            )
-            return
-        if not isinstance(tool_calls, list) or not tool_calls:
-            shown = "an empty list" if tool_calls == [] else _describe(tool_calls)
-            self.problem(ErrorCode.INVALID_TOOL_CALLS, path, f"{path} is {shown}; expected a non-empty list of calls")
-            return
-        for index, call in enumerate(tool_calls):
-            self._check_tool_call(call, f"{path}[{index}]")
-
-    def _check_tool_call(self, call: Any, path: str) -> None:
-        expected = '{"id": "...", "type": "function", "function": {"name": "...", "arguments": "{...}"}}'
-        if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
-            self.problem(ErrorCode.INVALID_TOOL_CALLS, path, f"{path} is malformed; expected {expected}")
-            return
-        if call.get("type", "function") != "function" or not isinstance(call.get("id", ""), str):
-            self.problem(
-                ErrorCode.INVALID_TOOL_CALLS,
-                path,
-                f"{path} needs a string id and type 'function': {expected}",
-            )
-        function = call["function"]
-        name, arguments = function.get("name"), function.get("arguments")
-        if not isinstance(name, str) or not name:
-            self.problem(
-                ErrorCode.INVALID_TOOL_CALLS,
-                f"{path}.function.name",
-                f"{path}.function.name is {_describe(name) if 'name' in function else 'missing'}; "
-                "expected the called function's name",
-            )
-        else:
-            self.tally.characters += len(name)
-        self._check_arguments(arguments, f"{path}.function.arguments")
-
-    def _check_arguments(self, arguments: Any, path: str) -> None:
-        if not isinstance(arguments, str):
-            self.problem(
-                ErrorCode.INVALID_TOOL_CALLS,
-                path,
-                f"{path} is {_describe(arguments)}; expected the arguments as a JSON-encoded string",
-            )
-            return
-        try:
-            json.loads(arguments)
-        except (ValueError, RecursionError):
-            self.problem(
-                ErrorCode.INVALID_TOOL_CALLS,
-                path,
-                f"{path} is not valid JSON; encode the arguments object as a JSON string",
-            )
-            return
-        self.tally.characters += len(arguments)
-
-    def _check_tool_options(self, holder: dict[str, Any], prefix: str) -> None:
-        if "parallel_tool_calls" in holder and not isinstance(holder["parallel_tool_calls"], bool):
-            param = _join(prefix, "parallel_tool_calls")
-            self.problem(
-                ErrorCode.INVALID_FIELD,
-                param,
-                f"{param} is {_describe(holder['parallel_tool_calls'])}; expected true or false",
-            )
-        if "tools" not in holder:
-            return
-        tools, path = holder["tools"], _join(prefix, "tools")
-        if not isinstance(tools, list):
-            message = f"{path} is {_describe(tools)}; expected a list of tools"
-            self.problem(ErrorCode.INVALID_TOOLS, path, message)
-            return
-        for index, tool in enumerate(tools):
-            self._check_tool(tool, f"{path}[{index}]")
-
-    def _check_tool(self, tool: Any, path: str) -> None:
-        if _is_function_tool(tool):
-            self._unexpected_keys(tool, TOOL_KEYS, path)
-            self._unexpected_keys(tool["function"], FUNCTION_KEYS, f"{path}.function")
-            return
-        self.problem(
-            ErrorCode.INVALID_TOOLS,
-            path,
-            f'{path} is malformed; expected {{"type": "function", "function": {{"name": "...", '
-            '"description": "...", "parameters": {JSON schema}}}',
-        )
-
-    def _check_string_field(self, message: dict[str, Any], key: str, path: str) -> None:
-        if key in message and not isinstance(message[key], str):
-            param = f"{path}.{key}"
-            self.problem(ErrorCode.INVALID_FIELD, param, f"{param} is {_describe(message[key])}; expected a string")
-
-    def _unexpected_keys(self, holder: dict[str, Any], allowed: frozenset[str], prefix: str) -> None:
-        if holder.keys() <= allowed:  # the common case, decided in C
-            return
-        for key in [key for key in holder if key not in allowed]:
-            param = _join(prefix, key)
-            known = ", ".join(sorted(allowed))
-            message = f"{param} is not a known field; allowed here: {known}"
-            self.problem(ErrorCode.UNEXPECTED_KEY, param, message)
-
-
-def _is_function_tool(tool: Any) -> bool:
-    if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-        return False
-    function = tool.get("function")
-    return (
-        isinstance(function, dict)
-        and isinstance(function.get("name"), str)
-        and function["name"] != ""
-        and isinstance(function.get("parameters", {}), dict)
-        and isinstance(function.get("description", ""), str)
-    )
-
-
-class _ConstantNotAllowed(ValueError):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity, but they are not JSON and other readers refuse them.
-    raise _ConstantNotAllowed(f"{name} is not allowed; write numbers as digits or use null")
-
-
-# One decoder for every line: json.loads(..., parse_constant=...) would build a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def _deeper_than(value: Any, max_depth: int) -> bool:
-    """Iterative, so a pathological line costs a loop, not the Python stack."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            return True
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-    return False
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    # Escapes like "\ud800" parse into text that no tokenizer can encode as UTF-8.
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _sniff_binary(window: bytes) -> tuple[ErrorCode, str] | None:
@@ -678,7 +228,7 @@ class StreamingValidator:
             self._line_failed(
                 line,
                 [
-                    _Problem(
+                    Problem(
                         ErrorCode.LINE_TOO_LONG,
                         None,
                         f"is {size} bytes long, over the limit of {self.limits.max_line_bytes} bytes "
@@ -701,8 +251,8 @@ class StreamingValidator:
             )
 
     def _check_line(self, line: int, raw: bytes) -> None:
-        if line == 1 and raw.startswith(_UTF8_BOM):
-            raw = raw[len(_UTF8_BOM) :]
+        if line == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM) :]
         if not raw.strip():
             if not self._blank_run_length:
                 self._blank_run_start = line
@@ -710,62 +260,14 @@ class StreamingValidator:
             return
         self._flush_blank_run()
         self._saw_example_line = True
-        parsed = self._parse(raw)
-        if isinstance(parsed, _Problem):
+        parsed = parse_line(raw, self.limits.max_json_depth)
+        if isinstance(parsed, Problem):
             self._line_failed(line, [parsed])
             return
         self._check_example(line, parsed)
 
-    def _parse(self, raw: bytes) -> dict[str, Any] | _Problem:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return _Problem(
-                ErrorCode.INVALID_UTF8,
-                None,
-                f"is not valid UTF-8 (bad byte at offset {error.start}); save the file as UTF-8",
-            )
-        try:
-            value = _DECODER.decode(text)
-        except RecursionError:
-            return self._too_deep()
-        except json.JSONDecodeError as error:
-            return _Problem(
-                ErrorCode.INVALID_JSON,
-                None,
-                f"is not valid JSON ({error.msg} at column {error.colno}); each line must be one complete JSON object",
-            )
-        except _ConstantNotAllowed as error:
-            return _Problem(ErrorCode.INVALID_JSON, None, f"is not valid JSON: {error}")
-        except ValueError:  # Python refuses to convert integers of more than 4300 digits
-            return _Problem(ErrorCode.INVALID_JSON, None, "holds a number with too many digits; write it as a string")
-        max_depth = self.limits.max_json_depth
-        # Counting brackets is C-fast; only a line that could be too deep pays for the walk.
-        if text.count("{") + text.count("[") > max_depth and _deeper_than(value, max_depth):
-            return self._too_deep()
-        if not isinstance(value, dict):
-            return _Problem(
-                ErrorCode.NOT_AN_OBJECT,
-                None,
-                f"is {_describe(value)}, not a JSON object; write one example object per line",
-            )
-        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
-            return _Problem(
-                ErrorCode.INVALID_UTF8,
-                None,
-                "holds an escaped lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
-            )
-        return value
-
-    def _too_deep(self) -> _Problem:
-        return _Problem(
-            ErrorCode.JSON_TOO_DEEP,
-            None,
-            f"nests JSON deeper than {self.limits.max_json_depth} levels; flatten the example",
-        )
-
     def _check_example(self, line: int, example: dict[str, Any]) -> None:
-        checker = _ExampleChecker()
+        checker = ExampleChecker()
         line_format = checker.check(example)
         if line_format is not None and self._format is None:
             self._format, self._format_line = line_format, line
@@ -775,7 +277,7 @@ class StreamingValidator:
                 f"(line {self._format_line} is one); "
                 "use one format per file"
             )
-            self._line_failed(line, [_Problem(ErrorCode.MIXED_FORMATS, None, message)])
+            self._line_failed(line, [Problem(ErrorCode.MIXED_FORMATS, None, message)])
             return
         if checker.problems:
             self._line_failed(line, checker.problems)
@@ -796,12 +298,10 @@ class StreamingValidator:
     def _blank_message(self, line: int) -> str:
         return f"line {line} is blank; remove blank lines between examples (only the end may have them)"
 
-    def _line_failed(self, line: int, problems: list[_Problem]) -> None:
+    def _line_failed(self, line: int, problems: list[Problem]) -> None:
         self._tally.invalid_lines += 1
         for problem in problems:
-            separator = " " if problem.param is None else ": "
-            message = f"line {line}{separator}{problem.message}"
-            self._add(line, problem.code, problem.param, message)
+            self._add(line, problem.code, problem.param, problem.text(line))
 
     def _add(self, line: int, code: ErrorCode, param: str | None, message: str) -> None:
         self._error_count += 1

@@ -19,6 +19,7 @@ def vector_store(settings: Settings) -> VectorStore:
     global _store
     with _lock:
         if _store is None:
+            # The vector stack (qdrant-client, the embedder) loads only in a process that embeds or searches.
             from app.vectors.connect import open_vector_store
 
             _store = open_vector_store(settings, None if settings.qdrant_url else settings.vector_service_url)

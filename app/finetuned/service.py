@@ -6,7 +6,6 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Authorizer, Kind, Principal
@@ -14,6 +13,7 @@ from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
 from app.core.database import utcnow
 from app.core.errors import BadRequest, NotFound
+from app.finetuned import repository
 from app.finetuned.tables import FineTunedModel
 
 ARTIFACT_KINDS = ("adapter", "merged", "model")
@@ -23,15 +23,13 @@ async def list_visible(
     session: AsyncSession, authorizer: Authorizer, principal: Principal
 ) -> tuple[Sequence[CatalogEntry], Sequence[FineTunedModel]]:
     visible = await authorizer.list_filter(principal, Kind.MODEL, "read", FineTunedModel)
-    query = select(FineTunedModel).where(visible, FineTunedModel.deleted_at.is_(None))
-    tuned = (await session.scalars(query.order_by(FineTunedModel.created_at))).all()
-    return await catalog.list_allowed(session), tuned
+    return await catalog.list_allowed(session), await repository.visible(session, visible)
 
 
 async def get_fine_tuned(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, model_id: str, action: str = "read"
 ) -> FineTunedModel:
-    row = await session.get(FineTunedModel, model_id)
+    row = await repository.get(session, model_id)
     if row is not None and row.deleted_at is not None:
         row = None
     return await authorizer.require_row(principal, Kind.MODEL, model_id, row, action)

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.resources import Resources
 from app.core.celery_app import GPU_QUEUE, celery_app
 from app.fleet import queues as broker
-from app.fleet import repository
 from app.fleet.gpus import SAMPLE_KEY_PATTERN
 from app.fleet.inspect import ControlReplies, ask_workers, worker_queues
 from app.fleet.schemas import (
@@ -29,6 +28,7 @@ from app.fleet.schemas import (
     WorkerGpus,
     WorkersReport,
 )
+from app.jobs import repository as job_repository
 from app.jobs.queue_state import UNACKED_HASH
 from app.jobs.tables import Job
 
@@ -106,7 +106,7 @@ def _worker(hostname: str, replies: ControlReplies, sample: dict[str, Any] | Non
 async def workers(resources: Resources, session: AsyncSession) -> WorkersReport:
     replies = await anyio.to_thread.run_sync(ask_workers, celery_app, CONTROL_TIMEOUT_SECONDS)
     samples = await _gpu_samples(resources)
-    running = list(await repository.running_jobs(session))
+    running = list(await job_repository.running(session))
     listed: list[Worker] = []
     claimed: set[str] = set()
     for hostname in sorted(set(replies.ping) | set(samples)):
@@ -175,4 +175,4 @@ def worker_checks(resources: Resources) -> dict[str, Callable[[], Awaitable[None
 async def _gpu_worker_busy(resources: Resources) -> bool:
     within = timedelta(seconds=resources.settings.job_lease_seconds)
     async with resources.sessionmaker() as session:
-        return await repository.has_live_running_job(session, within)
+        return await job_repository.has_live_running(session, within)

@@ -18,20 +18,19 @@ from app.api.deps import AuthzDep, PrincipalDep, ResourcesDep, SessionDep
 from app.artifacts.archive import tar_stream
 from app.audit.service import mark_resource
 from app.core import idempotency
-from app.core.database import commit
 from app.core.errors import BadRequest, NotFound
 from app.core.pagination import page
 from app.jobs import estimates, events, service
 from app.jobs.schemas import (
+    NULL_METADATA,
     TERMINAL_STATUSES,
     CheckpointObject,
     EstimateObject,
     EventObject,
     JobCreate,
     JobObject,
-    fine_tuned_model_name,
+    MetadataFilter,
 )
-from app.users.tables import Organization
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -50,11 +49,11 @@ async def create_job(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
     """Create a job; it is enqueued only once the row is committed."""
-    async with idempotency.once(resources.redis, principal.id, "jobs", idempotency_key, body.model_dump()) as replay:
+    remembered = idempotency.once(resources.redis, session, principal.id, "jobs", idempotency_key, body.model_dump())
+    async with remembered as replay:
         if replay.response is None:
             job = await service.create(resources, session, principal, body)
             mark_resource(request, "fine_tuning_job", job.id)
-            await commit(session)  # committed before the response is remembered, so a replay names a real job
             replay.response = JobObject.of(job).model_dump()
     return replay.response
 
@@ -85,7 +84,7 @@ async def list_jobs(
     return page([JobObject.of(row) for row in rows], has_more)
 
 
-def _metadata_filter(raw: str | None, params: QueryParams) -> service.MetadataFilter:
+def _metadata_filter(raw: str | None, params: QueryParams) -> MetadataFilter:
     """OpenAI's filter: the SDK sends `metadata[key]=value` pairs, or the literal `metadata=null`."""
     wanted = {
         key[len("metadata[") : -1]: value
@@ -97,7 +96,7 @@ def _metadata_filter(raw: str | None, params: QueryParams) -> service.MetadataFi
     if raw == "null":
         if wanted:
             raise BadRequest("metadata=null cannot be combined with metadata[key] filters.", param="metadata")
-        return service.NULL_METADATA
+        return NULL_METADATA
     try:
         value = json.loads(raw)
     except ValueError:
@@ -196,14 +195,14 @@ async def _event_stream(
         for item in await backlog():
             yield item
         async with resources.sessionmaker() as session:
-            status = await _status(session, job_id)
+            status = await service.status_of(session, job_id)
         while status not in TERMINAL_STATUSES:
             if await request.is_disconnected():
                 return
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is None:
                 async with resources.sessionmaker() as session:
-                    status = await _status(session, job_id)
+                    status = await service.status_of(session, job_id)
                 continue
             payload = json.loads(message["data"])
             if payload.get("object") == "status":
@@ -222,13 +221,6 @@ async def _event_stream(
         await asyncio.sleep(0)
 
 
-async def _status(session: Any, job_id: str) -> str:
-    from app.jobs.tables import Job
-
-    job = await session.get(Job, job_id)
-    return job.status if job else "failed"
-
-
 @router.get("/{fine_tuning_job_id}/checkpoints", responses=ERRORS)
 async def list_checkpoints(
     session: SessionDep,
@@ -239,13 +231,9 @@ async def list_checkpoints(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Checkpoints still on disk, newest first."""
-    job, rows, has_more = await service.list_checkpoints(
+    name, rows, has_more = await service.list_checkpoints(
         session, authorizer, principal, fine_tuning_job_id, after, limit
     )
-    name = job.fine_tuned_model
-    if name is None:  # not finished yet: the name the model will have
-        organization = await session.get(Organization, job.organization_id)
-        name = fine_tuned_model_name(job, organization.name if organization else job.organization_id)
     return page([CheckpointObject.of(row, name).model_dump() for row in rows], has_more)
 
 

@@ -16,6 +16,7 @@ from app.core.celery_app import TASK_COUNT_TOKENS, celery_app, queue_for
 from app.core.config import Settings
 from app.core.database import utcnow
 from app.core.errors import BadRequest, ServiceUnavailable
+from app.files.service import storage_path
 from app.files.tables import File
 from app.jobs import service
 from app.jobs.schemas import EstimateObject, JobCreate
@@ -67,8 +68,6 @@ def finish_time(figures: dict[str, Any]) -> Any:
 async def estimate_request(
     resources: Resources, session: AsyncSession, principal: Principal, body: JobCreate
 ) -> EstimateObject:
-    from app.files.service import storage_path
-
     entry, training, validation, requested = await service.check_request(session, resources.authorizer, principal, body)
     settings = resources.settings
     max_len = int(requested.get("max_seq_length") or entry.max_seq_length)

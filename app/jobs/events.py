@@ -1,85 +1,41 @@
-"""Job events: appended to PostgreSQL (fenced by attempt) and published on Redis for live streams."""
+"""Job events: what one says (`NewEvent`), and their live publication on Redis for streams.
+
+Rows are written by `app.jobs.repository` (fenced by attempt where a worker writes them); a
+stream that misses a live message finds it in PostgreSQL (on reconnect, at the end).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import insert, literal, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import ids
-from app.core.database import utcnow
-from app.jobs.tables import Job, JobEvent
+from app.jobs.schemas import EventObject
+from app.jobs.tables import JobEvent
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append to a job: `type` is "metrics" for progress figures, else "message"."""
+
+    message: str
+    level: str = "info"  # info | warn | error
+    data: dict[str, Any] | None = None
+    type: str = "message"
 
 
 def channel(job_id: str) -> str:
     return f"job-events:{job_id}"
 
 
-def add_event(
-    session: AsyncSession,
-    job_id: str,
-    message: str,
-    level: str = "info",
-    data: dict[str, Any] | None = None,
-    event_type: str = "message",
-    attempt: int = 0,
-) -> JobEvent:
-    event = JobEvent(
-        id=ids.event_id(), job_id=job_id, attempt=attempt, level=level, type=event_type, message=message, data=data
-    )
-    session.add(event)
-    return event
-
-
-async def add_fenced_event(
-    session: AsyncSession,
-    job_id: str,
-    attempt: int,
-    message: str,
-    level: str = "info",
-    data: dict[str, Any] | None = None,
-    event_type: str = "message",
-) -> JobEvent | None:
-    """Insert only while `attempt` still owns the job: a worker that lost its lease writes nothing."""
-    event_id = ids.event_id()
-    now = utcnow()
-    source = select(
-        literal(event_id),
-        Job.id,
-        literal(attempt),
-        literal(level),
-        literal(event_type),
-        literal(message),
-        literal(data, type_=JobEvent.__table__.c.data.type),
-        literal(now, type_=JobEvent.__table__.c.created_at.type),
-    ).where(Job.id == job_id, Job.attempt == attempt)
-    columns = ["id", "job_id", "attempt", "level", "type", "message", "data", "created_at"]
-    result = await session.execute(insert(JobEvent).from_select(columns, source).returning(JobEvent.id))
-    if result.scalar_one_or_none() is None:
-        return None
-    return JobEvent(
-        id=event_id,
-        job_id=job_id,
-        attempt=attempt,
-        level=level,
-        type=event_type,
-        message=message,
-        data=data,
-        created_at=now,
-    )
-
-
 async def publish(redis: aioredis.Redis, event: JobEvent) -> None:
-    from app.jobs.schemas import EventObject
-
     await _publish_live(redis, event.job_id, json.dumps(EventObject.of(event).model_dump()))
 
 

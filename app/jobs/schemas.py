@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -9,6 +11,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.jobs.tables import Checkpoint, Job, JobEvent
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# A job-list metadata filter: key/values every job must carry, jobs without metadata, or none.
+NULL_METADATA: Literal["null"] = "null"
+MetadataFilter = dict[str, str] | Literal["null"] | None
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    """The admin list's filters over every tenant's jobs."""
+
+    statuses: list[str] | None = None
+    owner_id: str | None = None
+    organization_id: str | None = None
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 class MethodHyperparameters(BaseModel):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.resources import Resources
@@ -18,22 +17,20 @@ from app.core.celery_app import TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.outbox import enqueue
-from app.core.pagination import fetch_page
 from app.files import repository as files
 from app.files.tables import File
-from app.jobs import events
-from app.jobs.schemas import TERMINAL_STATUSES, JobCreate
+from app.jobs import events, repository
+from app.jobs.events import NewEvent
+from app.jobs.schemas import TERMINAL_STATUSES, JobCreate, MetadataFilter, fine_tuned_model_name
 from app.jobs.tables import Checkpoint, Job, JobEvent
 from app.training.hyperparams import resolve_hyperparameters
+from app.users import repository as users
 from app.users.quotas import check_concurrent_jobs
 
 FORMAT_FOR_METHOD = {"supervised": "chat", "dpo": "preference"}
 # Hyperparameters that choose the training recipe rather than tune it.
 RECIPE_FIELDS = ("fine_tune_type", "quantization")
 CHARS_PER_TOKEN_GUESS = 4
-# A job-list metadata filter: key/values every job must carry, jobs without metadata, or none.
-NULL_METADATA: Literal["null"] = "null"
-MetadataFilter = dict[str, str] | Literal["null"] | None
 
 
 def recipe_of(hyperparameters: dict[str, Any]) -> tuple[str, str | None]:
@@ -157,11 +154,10 @@ async def create(resources: Resources, session: AsyncSession, principal: Princip
         status="validating_files",
         enqueued_at=utcnow(),
     )
-    session.add(job)
-    await session.flush()
-    event = events.add_event(session, job.id, f"Validating training file: {training.id}")
+    await repository.add(session, job)
+    event = repository.add_event(session, job.id, NewEvent(f"Validating training file: {training.id}"))
     if validation:
-        events.add_event(session, job.id, f"Validating validation file: {validation.id}")
+        repository.add_event(session, job.id, NewEvent(f"Validating validation file: {validation.id}"))
     enqueue(session, resources.sessionmaker, TASK_VALIDATE_JOB, [job.id])
     await session.flush()
     after_commit(session, lambda: events.publish(resources.redis, event))
@@ -171,7 +167,7 @@ async def create(resources: Resources, session: AsyncSession, principal: Princip
 async def get(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, action: str = "read"
 ) -> Job:
-    row = await session.get(Job, job_id)
+    row = await repository.get(session, job_id)
     return await authorizer.require_row(principal, Kind.FINE_TUNING_JOB, job_id, row, action)
 
 
@@ -184,13 +180,7 @@ async def list_visible(
     metadata: MetadataFilter,
 ) -> tuple[Sequence[Job], bool]:
     visible = await authorizer.list_filter(principal, Kind.FINE_TUNING_JOB, "read", Job)
-    query = select(Job).where(visible)
-    if metadata == NULL_METADATA:
-        # Stored either as SQL NULL or as JSON null, depending on how the row was written.
-        query = query.where(or_(Job.metadata_.is_(None), func.jsonb_typeof(Job.metadata_) == "null"))
-    elif metadata:
-        query = query.where(Job.metadata_.contains(metadata))
-    return await fetch_page(session, query, Job.id, after=after, limit=limit)
+    return await repository.visible_page(session, visible, metadata, after, limit)
 
 
 async def transition(
@@ -202,14 +192,9 @@ async def transition(
     message: str,
 ) -> Job:
     """Change a job's row only if it is still in one of `allowed_from` (a worker may be changing it too)."""
-    result = await session.execute(
-        update(Job).where(Job.id == job.id, Job.status.in_(allowed_from)).values(**values).returning(Job.id)
-    )
-    if result.scalar_one_or_none() is None:
-        await session.refresh(job)
+    if not await repository.transition(session, job, allowed_from, values):
         raise Conflict(f"Job '{job.id}' is {job.status}; this action is not possible now.", param="fine_tuning_job_id")
-    await session.refresh(job)
-    event = events.add_event(session, job.id, message, attempt=job.attempt)
+    event = repository.add_event(session, job.id, NewEvent(message), attempt=job.attempt)
     await session.flush()
     after_commit(session, lambda: events.publish(resources.redis, event))
     return job
@@ -254,33 +239,40 @@ async def list_events(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, after: str | None, limit: int
 ) -> tuple[Sequence[JobEvent], bool]:
     await get(session, authorizer, principal, job_id)
-    query = select(JobEvent).where(JobEvent.job_id == job_id)
-    return await fetch_page(session, query, JobEvent.id, after=after, limit=limit)
+    return await repository.events_page(session, job_id, after, limit)
 
 
 async def events_since(session: AsyncSession, job_id: str, after: str | None) -> Sequence[JobEvent]:
-    query = select(JobEvent).where(JobEvent.job_id == job_id)
-    if after:
-        query = query.where(JobEvent.id > after)
-    return (await session.scalars(query.order_by(JobEvent.id))).all()
+    return await repository.events_since(session, job_id, after)
+
+
+async def status_of(session: AsyncSession, job_id: str) -> str:
+    """A job's status for a stream; a job gone meanwhile ends its stream as failed."""
+    return await repository.status_of(session, job_id) or "failed"
+
+
+async def model_name(session: AsyncSession, job: Job) -> str:
+    """The fine-tuned model a job names: its own once it succeeded, before that the name it will have."""
+    if job.fine_tuned_model:
+        return job.fine_tuned_model
+    organization = await users.organization_name(session, job.organization_id)
+    return fine_tuned_model_name(job, organization or job.organization_id)
 
 
 async def list_checkpoints(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, after: str | None, limit: int
-) -> tuple[Job, Sequence[Checkpoint], bool]:
+) -> tuple[str, Sequence[Checkpoint], bool]:
+    """The model name the checkpoints carry, and a page of them."""
     job = await get(session, authorizer, principal, job_id)
-    query = select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted.is_(False))
-    rows, has_more = await fetch_page(session, query, Checkpoint.id, after=after, limit=limit)
-    return job, rows, has_more
+    rows, has_more = await repository.checkpoints_page(session, job_id, after, limit)
+    return await model_name(session, job), rows, has_more
 
 
 async def get_checkpoint(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, checkpoint_id: str
 ) -> tuple[Job, Checkpoint]:
     job = await get(session, authorizer, principal, job_id)
-    checkpoint = await session.get(Checkpoint, checkpoint_id)
-    if checkpoint is None or checkpoint.job_id != job_id or checkpoint.deleted:
-        checkpoint = None
+    checkpoint = await repository.get_checkpoint(session, job_id, checkpoint_id)
     # The checkpoint policy decides downloads (the job policy has no such action), on its job's owner.
     checkpoint = await authorizer.require_row(
         principal, Kind.CHECKPOINT, checkpoint_id, checkpoint, "download", attrs_from=job

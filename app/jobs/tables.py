@@ -56,6 +56,14 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
+    def file_ids(self) -> list[str]:
+        """The training file, then the validation file when there is one."""
+        return [self.training_file] + ([self.validation_file] if self.validation_file else [])
+
+    def last_allowed_attempt(self, max_job_attempts: int) -> int:
+        """The last attempt that may run: `attempts_allowed`, or the platform's `MAX_JOB_ATTEMPTS`."""
+        return self.attempts_allowed or max_job_attempts
+
 
 class JobEvent(Base):
     """Append-only: rows are inserted, never updated or deleted (except with their job)."""
@@ -85,22 +93,3 @@ class Checkpoint(Base):
     # Checkpoints pruned from disk (keep-last-K) stay listed, marked as gone.
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class OutboxMessage(Base):
-    """A Celery message written in the same transaction as the state change that needs it.
-
-    Published right after commit; the reconciler publishes any row left unsent
-    (API killed between commit and publish), so no job waits forever.
-    """
-
-    __tablename__ = "outbox"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    task_name: Mapped[str] = mapped_column(String(200))
-    args: Mapped[list[Any]] = mapped_column(JSONB, default=list)
-    queue: Mapped[str] = mapped_column(String(32))
-    priority: Mapped[int | None] = mapped_column(Integer, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
-    error: Mapped[str | None] = mapped_column(Text, default=None)

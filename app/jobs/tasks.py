@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Task
-from sqlalchemy import select
 
-from app.catalog.tables import CatalogEntry
+from app.catalog import repository as catalog
 from app.core.celery_app import (
     TASK_COUNT_TOKENS,
     TASK_RECONCILE,
@@ -21,19 +21,20 @@ from app.core.celery_app import (
 from app.core.database import utcnow
 from app.core.outbox import enqueue, relay
 from app.core.worker_context import WorkerContext, run_in_context
-from app.files.tables import File
-from app.jobs import events, lifecycle, queue_state
-from app.jobs.estimates import finish_time, resolve_and_estimate
+from app.datasets.codes import TokenizerErrorCode
+from app.files import repository as files
+from app.files.service import storage_path
+from app.files.tasks import overlap_report
+from app.jobs import events, queue_state, repository
+from app.jobs.estimates import count_request, finish_time, resolve_and_estimate
+from app.jobs.events import NewEvent
 from app.jobs.tables import Job
+from app.training.tokenize_report import token_report
 
 logger = logging.getLogger(__name__)
 
 
 def count_tokens_now(request: dict[str, Any]) -> dict[str, Any]:
-    from pathlib import Path
-
-    from app.training.tokenize_report import token_report
-
     report = token_report(
         Path(request["path"]),
         request["base_model"],
@@ -48,7 +49,7 @@ def count_tokens_now(request: dict[str, Any]) -> dict[str, Any]:
         errors += [
             {
                 "line": o.line,
-                "code": "example_too_long",
+                "code": TokenizerErrorCode.EXAMPLE_TOO_LONG,
                 "message": f"{o.n_tokens} tokens, over max_seq_length {report.max_seq_length}",
             }
             for o in report.over_length
@@ -74,16 +75,12 @@ def validate_files(self: Task, job_id: str) -> str:
 
 async def validate_job(context: WorkerContext, job_id: str) -> str:
     """`validating_files` -> `queued` (with resolved hyperparameters and an estimate) or `failed`."""
-    from app.files.service import storage_path
-    from app.jobs.estimates import count_request
-
     async with context.sessionmaker() as session:
-        job = await session.get(Job, job_id)
+        job = await repository.get(session, job_id)
         if job is None or job.status != "validating_files":
             return "skipped"
-        entry = await session.get(CatalogEntry, job.model)
-        file_ids = [job.training_file] + ([job.validation_file] if job.validation_file else [])
-        files = {row.id: row for row in (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()}
+        entry = await catalog.get(session, job.model)
+        rows = await files.by_ids(session, job.file_ids())
     if entry is None:
         return await _fail_validation(
             context, job, "model_not_found", f"Model '{job.model}' left the catalog.", "model"
@@ -95,7 +92,7 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
     for param, file_id in (("training_file", job.training_file), ("validation_file", job.validation_file)):
         if file_id is None:
             continue
-        row = files.get(file_id)
+        row = rows.get(file_id)
         if row is None or row.deleted_at is not None:
             return await _fail_validation(context, job, "file_not_found", f"File '{file_id}' was deleted.", param)
         counts[param] = count_tokens_now(
@@ -129,7 +126,7 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
     if train["n_too_long"]:
         notes.append(f"{train['n_too_long']} training example(s) exceed max_seq_length {max_len} and will be truncated")
     async with context.sessionmaker() as session:
-        locked = await session.get(Job, job_id, with_for_update=True)
+        locked = await repository.get(session, job_id, for_update=True)
         if locked is None or locked.status != "validating_files":
             return "skipped"
         locked.status = "queued"
@@ -140,17 +137,13 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
         locked.total_steps = figures["total_steps"]
         locked.estimated_finish = finish_time(figures)
         locked.enqueued_at = utcnow()
-        added = [
-            events.add_event(
-                session,
-                job_id,
-                f"Files validated: {train['examples']} training examples, "
-                f"{train['tokens']} tokens; about {figures['total_steps']} steps",
-                data={"estimate": locked.estimate},
-            )
-        ]
-        added += [events.add_event(session, job_id, note, level="warn") for note in notes]
-        added.append(events.add_event(session, job_id, "Job queued for a GPU worker"))
+        validated = NewEvent(
+            f"Files validated: {train['examples']} training examples, "
+            f"{train['tokens']} tokens; about {figures['total_steps']} steps",
+            data={"estimate": locked.estimate},
+        )
+        said = [validated, *(NewEvent(note, level="warn") for note in notes), NewEvent("Job queued for a GPU worker")]
+        added = [repository.add_event(session, job_id, event) for event in said]
         enqueue(session, None, TASK_RUN_FINETUNE, [job_id], priority=locked.priority)
         await session.commit()
     await relay(context.sessionmaker)
@@ -163,8 +156,6 @@ async def _overlap(context: WorkerContext, job: Job) -> dict[str, Any] | None:
     """Train/validation overlap from the dataset vectors; a vector-store outage only loses the warning."""
     if not job.validation_file:
         return None
-    from app.files.tasks import overlap_report
-
     try:
         return await overlap_report(context, job.training_file, job.validation_file)
     except Exception:
@@ -174,13 +165,13 @@ async def _overlap(context: WorkerContext, job: Job) -> dict[str, Any] | None:
 
 async def _fail_validation(context: WorkerContext, job: Job, code: str, message: str, param: str) -> str:
     async with context.sessionmaker() as session:
-        locked = await session.get(Job, job.id, with_for_update=True)
+        locked = await repository.get(session, job.id, for_update=True)
         if locked is None or locked.status != "validating_files":
             return "skipped"
         locked.status = "failed"
         locked.finished_at = utcnow()
         locked.error = {"code": code, "message": message, "param": param}
-        event = events.add_event(session, job.id, f"Validation failed: {message}", level="error")
+        event = repository.add_event(session, job.id, NewEvent(f"Validation failed: {message}", level="error"))
         await session.commit()
     await events.publish(context.redis, event)
     await events.publish_status(context.redis, job.id, "failed")
@@ -189,7 +180,9 @@ async def _fail_validation(context: WorkerContext, job: Job, code: str, message:
 
 @celery_app.task(name=TASK_RUN_FINETUNE, bind=True, acks_late=True)
 def run_finetune(self: Task, job_id: str) -> str:
-    from app.jobs.runner import run_job
+    # Here, not at the top: the GPU worker package brings MLflow (seconds of import), which the
+    # CPU worker, importing this module for its own tasks, never needs.
+    from app.jobs.worker import run_job
 
     return run_in_context(lambda context: run_job(context, job_id))
 
@@ -207,8 +200,8 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
         context.sessionmaker, older_than=timedelta(seconds=settings.outbox_relay_after_seconds)
     )
     async with context.sessionmaker() as session:
-        for job in await lifecycle.expired_leases(session):
-            if job.attempt >= lifecycle.attempt_limit(job, settings.max_job_attempts):
+        for job in await repository.expired_leases(session):
+            if job.attempt >= job.last_allowed_attempt(settings.max_job_attempts):
                 job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
                 job.error = {
                     "code": "max_attempts_exceeded",
@@ -216,19 +209,16 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
                     "message": f"The worker running this job stopped answering on attempt {job.attempt}, "
                     "the last allowed.",
                 }
-                events.add_event(
-                    session, job.id, f"Job failed: {job.error['message']}", level="error", attempt=job.attempt
-                )
+                failed = NewEvent(f"Job failed: {job.error['message']}", level="error")
+                repository.add_event(session, job.id, failed, attempt=job.attempt)
                 report["failed"] += 1
                 continue
             job.status, job.lease_until, job.enqueued_at = "queued", None, utcnow()
-            events.add_event(
-                session,
-                job.id,
+            lost = NewEvent(
                 f"Worker lost (lease expired on attempt {job.attempt}); re-queued to resume from the latest checkpoint",
                 level="warn",
-                attempt=job.attempt,
             )
+            repository.add_event(session, job.id, lost, attempt=job.attempt)
             enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
             report["requeued"] += 1
         await session.commit()
@@ -241,7 +231,7 @@ async def _republish_orphans(context: WorkerContext) -> int:
     """A queued job with no message in the broker (lost on a broker restart) gets a new one."""
     grace = timedelta(seconds=max(30, context.settings.outbox_relay_after_seconds * 3))
     async with context.sessionmaker() as session:
-        candidates = await lifecycle.queued_jobs(session, older_than=grace)
+        candidates = await repository.waiting_since(session, older_than=grace)
         if not candidates:
             return 0
         waiting = await queue_state.job_ids_in_broker(context.redis)

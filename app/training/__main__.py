@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: TrainingConfig, progress: ProgressCallback, events: JsonLinesProgress | None) -> int:
+    # torch and the engine load here, after the config was read: a bad config is reported in
+    # milliseconds, not after seconds of imports.
     import torch
 
     from app.training.engine import FineTuneRecipe

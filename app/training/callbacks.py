@@ -1,7 +1,9 @@
-"""How a training run reports progress: a small Protocol, and the JSON-lines writer the CLI uses.
+"""How a training run reports progress: typed messages, a small Protocol, and the JSON-lines writer.
 
-The recipe only ever talks to a `ProgressCallback`; the Celery worker reads the JSON
-lines, a notebook can pass any object with these methods. No torch here.
+The recipe only ever talks to a `ProgressCallback`; a notebook can pass any object with these
+methods. `JsonLinesProgress` writes each message as one JSON line whose `event` names its kind
+(`MESSAGE_KINDS`); the GPU worker reads them back into the same dataclasses
+(`app.jobs.worker.state.decode`), so both sides share one definition. No torch here.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any, Literal, Protocol
 
 Level = Literal["info", "warn"]
+
+
+@dataclass(frozen=True)
+class Started:
+    total_steps: int
+    resumed_from_step: int | None
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,17 @@ class CheckpointInfo:
 
 
 @dataclass(frozen=True)
+class CheckpointPruned:
+    path: str
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    level: Level
+    message: str
+
+
+@dataclass(frozen=True)
 class TrainingOutputs:
     output_dir: str
     adapter_dir: str | None
@@ -51,6 +70,31 @@ class TrainingOutputs:
     model_dir: str
     trained_tokens: int
     metrics_csv: str
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """Why the run stopped with an error: a stable code (docs/training.md) and a message for the user."""
+
+    code: str
+    message: str
+
+
+TrainerMessage = (
+    Started | StepProgress | EvalResult | CheckpointInfo | CheckpointPruned | LogMessage | TrainingOutputs | RunFailed
+)
+# The `event` of each message on the wire.
+MESSAGE_KINDS: dict[str, type[TrainerMessage]] = {
+    "started": Started,
+    "step": StepProgress,
+    "eval": EvalResult,
+    "checkpoint": CheckpointInfo,
+    "checkpoint_pruned": CheckpointPruned,
+    "message": LogMessage,
+    "done": TrainingOutputs,
+    "error": RunFailed,
+}
+KIND_OF: dict[type[TrainerMessage], str] = {message_type: kind for kind, message_type in MESSAGE_KINDS.items()}
 
 
 class ProgressCallback(Protocol):
@@ -112,28 +156,31 @@ class JsonLinesProgress:
         return cls(stream, open(journal, "a", buffering=1, encoding="utf-8") if journal else None)
 
     def on_started(self, total_steps: int, resumed_from_step: int | None) -> None:
-        self.emit("started", total_steps=total_steps, resumed_from_step=resumed_from_step)
+        self.send(Started(total_steps, resumed_from_step))
 
     def on_step(self, progress: StepProgress) -> None:
-        self.emit("step", **asdict(progress))
+        self.send(progress)
 
     def on_eval(self, result: EvalResult) -> None:
-        self.emit("eval", **asdict(result))
+        self.send(result)
 
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
-        self.emit("checkpoint", **asdict(checkpoint))
+        self.send(checkpoint)
 
     def on_checkpoint_pruned(self, path: str) -> None:
-        self.emit("checkpoint_pruned", path=path)
+        self.send(CheckpointPruned(path))
 
     def on_message(self, level: Level, message: str) -> None:
-        self.emit("message", level=level, message=message)
+        self.send(LogMessage(level, message))
 
     def on_done(self, outputs: TrainingOutputs) -> None:
-        self.emit("done", **asdict(outputs))
+        self.send(outputs)
 
     def on_error(self, code: str, message: str) -> None:
-        self.emit("error", code=code, message=message)
+        self.send(RunFailed(code, message))
+
+    def send(self, message: TrainerMessage) -> None:
+        self.emit(KIND_OF[type(message)], **asdict(message))
 
     def emit(self, event: str, **fields: Any) -> None:
         line = json.dumps({"event": event, **_finite(fields)}, separators=(",", ":"))

@@ -3,8 +3,8 @@
 One tokenization path serves both the CPU validation report (`tokenize_report`) and the
 engine, so the token counts a user is shown are the ones that get trained.
 
-Chat SFT lines are `{"messages": [{"role", "content", "weight"?}], "tools"?}`; preference
-lines are `{"input": {"messages", "tools"?}, "preferred_output": [...], "non_preferred_output": [...]}`.
+What a line must be is defined once, in app/datasets (the format upload validation checks): a
+line that breaks it is an `ExampleError` with the same code the upload would have reported.
 Loss falls on assistant tokens only, and not on assistant messages with `"weight": 0`.
 """
 
@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from app.datasets.codes import Problem, TokenizerErrorCode
+from app.datasets.lines import UTF8_BOM, parse_line
+from app.datasets.schema import DataFormat, check_example
 from app.training.errors import ExampleError, MissingChatTemplateError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
-ROLES = frozenset({"system", "user", "assistant", "tool"})
+CHAT_TEMPLATE_ERROR = TokenizerErrorCode.CHAT_TEMPLATE_ERROR
 GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 Message = dict[str, Any]
 
@@ -82,6 +85,8 @@ def load_tokenizer(
 
     Raises MissingChatTemplateError when neither the tokenizer nor the override has one.
     """
+    # transformers loads in seconds: the Celery workers import this module (token counts) at start
+    # and pay for it only when they count.
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_model, revision=revision)
@@ -100,42 +105,56 @@ def load_tokenizer(
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | ExampleError]]:
     """(1-based line number, parsed object or the error) for every non-blank line."""
-    with Path(path).open(encoding="utf-8") as handle:
+    with Path(path).open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(UTF8_BOM)
             if not raw.strip():
                 continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as error:
-                yield number, ExampleError("invalid_json", f"not valid JSON: {error.msg}", number)
-                continue
-            if not isinstance(record, dict):
-                yield number, ExampleError("invalid_format", "each line must be a JSON object", number)
-                continue
-            yield number, record
+            record = parse_line(raw)
+            yield number, _example_error(record, number) if isinstance(record, Problem) else record
 
 
 def parse_chat_example(record: dict[str, Any], line: int) -> ChatExample:
-    messages = _parse_messages(record.get("messages"), line, "messages")
-    assistant = [message for message in messages if message["role"] == "assistant"]
-    if not assistant:
-        raise ExampleError("no_assistant_message", "messages need at least one assistant message", line)
-    if not any(message.get("weight", 1) for message in assistant):
-        raise ExampleError("no_trainable_tokens", "every assistant message has weight 0", line)
-    return ChatExample(line, messages, _parse_tools(record, line))
+    _refuse_problems(record, "chat", line)
+    return ChatExample(line, [_message(message) for message in record["messages"]], record.get("tools") or None)
 
 
 def parse_preference_example(record: dict[str, Any], line: int) -> PreferenceExample:
-    source = record.get("input")
-    if not isinstance(source, dict):
-        raise ExampleError("invalid_format", "'input' must be an object with 'messages'", line)
-    prompt = _parse_messages(source.get("messages"), line, "input.messages")
-    chosen = _parse_messages(record.get("preferred_output"), line, "preferred_output")
-    rejected = _parse_messages(record.get("non_preferred_output"), line, "non_preferred_output")
-    for name, output in (("preferred_output", chosen), ("non_preferred_output", rejected)):
-        if any(message["role"] != "assistant" for message in output):
-            raise ExampleError("invalid_role", f"{name} may only hold assistant messages", line)
-    return PreferenceExample(line, prompt, chosen, rejected, _parse_tools(source, line))
+    _refuse_problems(record, "preference", line)
+    source = record["input"]
+    return PreferenceExample(
+        line,
+        [_message(message) for message in source["messages"]],
+        [_message(message) for message in record["preferred_output"]],
+        [_message(message) for message in record["non_preferred_output"]],
+        source.get("tools") or None,
+    )
+
+
+def _refuse_problems(record: dict[str, Any], expected: DataFormat, line: int) -> None:
+    problems = check_example(record, expected)
+    if problems:
+        raise _example_error(problems[0], line)
+
+
+def _example_error(problem: Problem, line: int) -> ExampleError:
+    # A problem with no param speaks of the line itself ("is not valid JSON ..."): say so.
+    return ExampleError(problem.code, problem.message if problem.param else f"the line {problem.message}", line)
+
+
+def _message(value: dict[str, Any]) -> Message:
+    """A checked message as the chat template reads it: text parts joined, weight as an int."""
+    content = value.get("content")
+    if isinstance(content, list):
+        content = "".join(str(part["text"]) for part in content)
+    message: Message = {"role": value["role"], "content": content}
+    if "weight" in value:
+        message["weight"] = int(value["weight"])
+    for key in ("name", "tool_calls", "tool_call_id"):
+        if value.get(key) is not None:
+            message[key] = value[key]
+    return message
 
 
 def iter_tokenized_chat(tokenizer: PreTrainedTokenizerBase, path: Path) -> Iterator[TokenizedChat | ExampleError]:
@@ -189,7 +208,7 @@ def render_with_assistant_spans(
     span of assistant message i is what rendering messages[:i+1] adds to messages[:i] + the
     generation prompt, which holds whenever the template renders conversations incrementally.
     """
-    from transformers.utils.chat_template_utils import render_jinja_template
+    from transformers.utils.chat_template_utils import render_jinja_template  # as in load_tokenizer
 
     template = tokenizer.get_chat_template(None, tools)
     n_assistant = sum(1 for message in messages if message["role"] == "assistant")
@@ -214,10 +233,10 @@ def render_with_assistant_spans(
     except ExampleError:
         raise
     except Exception as error:  # the template is user-supplied Jinja: any failure is this line's problem
-        raise ExampleError("chat_template_error", f"the chat template failed: {error}", line) from error
+        raise ExampleError(CHAT_TEMPLATE_ERROR, f"the chat template failed: {error}", line) from error
     if len(spans) != n_assistant:
         raise ExampleError(
-            "chat_template_error",
+            CHAT_TEMPLATE_ERROR,
             f"the chat template marked {len(spans)} assistant spans for {n_assistant} assistant messages",
             line,
         )
@@ -231,7 +250,7 @@ def preference_lengths(tokenizer: PreTrainedTokenizerBase, example: PreferenceEx
         chosen = _render(tokenizer, example.prompt + example.chosen, example.tools)
         rejected = _render(tokenizer, example.prompt + example.rejected, example.tools)
     except Exception as error:
-        raise ExampleError("chat_template_error", f"the chat template failed: {error}", example.line) from error
+        raise ExampleError(CHAT_TEMPLATE_ERROR, f"the chat template failed: {error}", example.line) from error
     return PreferenceLengths(*(_count_tokens(tokenizer, text) for text in (prompt, chosen, rejected)))
 
 
@@ -255,7 +274,7 @@ def _incremental_spans(
             continue
         if index == 0:
             raise ExampleError(
-                "chat_template_error",
+                CHAT_TEMPLATE_ERROR,
                 "a conversation cannot open with an assistant message under a template without {% generation %} tags",
                 line,
             )
@@ -263,7 +282,7 @@ def _incremental_spans(
         through = _render(tokenizer, messages[: index + 1], tools)
         if not (text.startswith(through) and through.startswith(before)):
             raise ExampleError(
-                "chat_template_error",
+                CHAT_TEMPLATE_ERROR,
                 "the chat template does not render this conversation incrementally, so the assistant "
                 "tokens cannot be located; use a template with {% generation %} tags",
                 line,
@@ -286,45 +305,3 @@ def _render(
 
 def _count_tokens(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _parse_messages(value: Any, line: int, field: str) -> list[Message]:
-    if not isinstance(value, list) or not value:
-        raise ExampleError("invalid_format", f"'{field}' must be a non-empty list of messages", line)
-    return [_parse_message(message, line, f"{field}[{index}]") for index, message in enumerate(value)]
-
-
-def _parse_message(value: Any, line: int, where: str) -> Message:
-    if not isinstance(value, dict):
-        raise ExampleError("invalid_format", f"{where} must be an object", line)
-    role = value.get("role")
-    if role not in ROLES:
-        raise ExampleError("invalid_role", f"{where}.role must be one of {', '.join(sorted(ROLES))}", line)
-    message: Message = {"role": role, "content": _text_content(value.get("content"), line, where)}
-    if "weight" in value:
-        if role != "assistant" or value["weight"] not in (0, 1) or isinstance(value["weight"], bool):
-            raise ExampleError("invalid_weight", f"{where}.weight must be 0 or 1, on assistant messages", line)
-        message["weight"] = int(value["weight"])
-    for key in ("name", "tool_calls", "tool_call_id"):
-        if value.get(key) is not None:
-            message[key] = value[key]
-    if message["content"] is None and "tool_calls" not in message:
-        raise ExampleError("missing_content", f"{where} has neither content nor tool_calls", line)
-    return message
-
-
-def _text_content(content: Any, line: int, where: str) -> str | None:
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(part, dict) and part.get("type") == "text" for part in content):
-        return "".join(str(part.get("text", "")) for part in content)
-    raise ExampleError("invalid_content", f"{where}.content must be text or a list of text parts", line)
-
-
-def _parse_tools(record: dict[str, Any], line: int) -> list[Any] | None:
-    tools = record.get("tools")
-    if tools is None:
-        return None
-    if not isinstance(tools, list):
-        raise ExampleError("invalid_format", "'tools' must be a list", line)
-    return tools or None

@@ -19,10 +19,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel, set_seed
+from datasets import Dataset
+from peft import LoraConfig, PeftModel
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, Trainer, set_seed
 
 from app.training.callbacks import CheckpointInfo, NullProgress, ProgressCallback, TrainingOutputs
 from app.training.checkpoints import (
@@ -33,24 +35,12 @@ from app.training.checkpoints import (
     write_checkpoint_metrics,
 )
 from app.training.config import TrainingConfig
-from app.training.data import (
-    TokenizedChat,
-    iter_preferences,
-    iter_tokenized_chat,
-    load_tokenizer,
-    trl_preference_row,
-)
-from app.training.errors import ExampleError, InvalidConfigError
+from app.training.data import load_tokenizer
+from app.training.errors import InvalidConfigError
 from app.training.outputs import final_metrics, write_metrics_csv, write_model_card
 from app.training.process import is_rank_zero
+from app.training.rows import load_rows
 from app.training.trainer_bridge import RecipeTrainerCallback, StopRequest
-
-if TYPE_CHECKING:
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import PreTrainedTokenizerBase, Trainer
-
-MAX_REPORTED_LINES = 10
 
 
 def attention_implementation() -> str:
@@ -101,10 +91,11 @@ class FineTuneRecipe:
         self._check_environment()
         set_seed(self.config.seed)
         self._tokenizer = load_tokenizer(self.config.base_model, self.config.revision, self.config.chat_template)
-        train_dataset = self._setup_data(self.config.training_file, "training_file")
-        eval_dataset = (
-            self._setup_data(self.config.validation_file, "validation_file") if self.config.validation_file else None
-        )
+        config, tokenizer = self.config, self._tokenizer
+        train_dataset = load_rows(tokenizer, config, config.training_file, "training_file", self.progress)
+        eval_dataset = None
+        if config.validation_file:
+            eval_dataset = load_rows(tokenizer, config, config.validation_file, "validation_file", self.progress)
         model = self._setup_model()
         self._trainer = self._setup_trainer(model, train_dataset, eval_dataset)
         rows = len(self._trainer.train_dataset)  # type: ignore[arg-type]
@@ -199,83 +190,13 @@ class FineTuneRecipe:
             if not torch.cuda.is_available():
                 raise InvalidConfigError("quantization 'qlora' needs a CUDA GPU (bitsandbytes 4-bit); none is visible")
             try:
-                import bitsandbytes  # noqa: F401
+                import bitsandbytes  # noqa: F401  # optional (CUDA builds only): its absence is a config error
             except ImportError as error:
                 raise InvalidConfigError("quantization 'qlora' needs the bitsandbytes package") from error
         if not self.config.training_file.is_file():
             raise InvalidConfigError(f"training_file {self.config.training_file} does not exist")
         if self.config.validation_file is not None and not self.config.validation_file.is_file():
             raise InvalidConfigError(f"validation_file {self.config.validation_file} does not exist")
-
-    def _setup_data(self, path: Path, field: str) -> Dataset:
-        from datasets import Dataset
-
-        assert self._tokenizer is not None
-        rows = self._preference_rows(path, field) if self.config.method == "dpo" else self._sft_rows(path, field)
-        if not rows:
-            raise InvalidConfigError(f"{field} has no example left to train on")
-        return Dataset.from_list(rows)
-
-    def _sft_rows(self, path: Path, field: str) -> list[dict[str, Any]]:
-        assert self._tokenizer is not None
-        max_length = self.config.hyperparameters.max_seq_length
-        rows, errors, too_long, dropped = [], [], [], []
-        for item in iter_tokenized_chat(self._tokenizer, path):
-            if isinstance(item, ExampleError):
-                errors.append(item)
-                continue
-            example: TokenizedChat = item
-            if len(example.input_ids) > max_length:
-                too_long.append(f"{example.line} ({len(example.input_ids)} tokens)")
-                example = example.truncated(max_length)
-                if not example.has_trainable_tokens:
-                    dropped.append(example.line)
-                    continue
-            rows.append({"input_ids": example.input_ids, "labels": example.labels})
-        self._check_lines(field, errors, too_long, dropped)
-        return rows
-
-    def _preference_rows(self, path: Path, field: str) -> list[dict[str, Any]]:
-        assert self._tokenizer is not None
-        max_length = self.config.hyperparameters.max_seq_length
-        rows, errors, too_long, dropped = [], [], [], []
-        for item in iter_preferences(self._tokenizer, path):
-            if isinstance(item, ExampleError):
-                errors.append(item)
-                continue
-            example, lengths = item
-            if lengths.longest > max_length:
-                too_long.append(f"{example.line} ({lengths.longest} tokens)")
-                if lengths.prompt >= max_length:  # nothing of either answer would be left
-                    dropped.append(example.line)
-                    continue
-            rows.append(trl_preference_row(example))
-        self._check_lines(field, errors, too_long, dropped)
-        return rows
-
-    def _check_lines(self, field: str, errors: list[ExampleError], too_long: list[str], dropped: list[int]) -> None:
-        """Bad lines fail the run; over-long ones fail it too unless truncation is allowed."""
-        if errors:
-            shown = "; ".join(str(error) for error in errors[:MAX_REPORTED_LINES])
-            raise InvalidConfigError(f"{field}: {len(errors)} line(s) cannot be trained on: {shown}")
-        if not too_long:
-            return
-        max_length = self.config.hyperparameters.max_seq_length
-        shown_lines = ", ".join(too_long[:MAX_REPORTED_LINES])
-        if not self.config.truncate_long_examples:
-            raise InvalidConfigError(
-                f"{field}: {len(too_long)} example(s) exceed max_seq_length {max_length} and truncation is off: "
-                f"lines {shown_lines}"
-            )
-        self.progress.on_message(
-            "warn", f"{field}: truncated {len(too_long)} example(s) to {max_length} tokens: lines {shown_lines}"
-        )
-        if dropped:
-            self.progress.on_message(
-                "warn",
-                f"{field}: dropped {len(dropped)} example(s) with nothing to train on after truncation: "
-                f"lines {', '.join(map(str, dropped[:MAX_REPORTED_LINES]))}",
-            )
 
     def _setup_model(self) -> PreTrainedModel:
         if self._given_model is not None:
@@ -290,6 +211,7 @@ class FineTuneRecipe:
             "attn_implementation": attention_implementation(),
         }
         if self.config.quantization == "qlora":
+            # Loads bitsandbytes (CUDA builds only, seconds to import): only a QLoRA run pays for it.
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -303,6 +225,7 @@ class FineTuneRecipe:
         model = AutoModelForCausalLM.from_pretrained(self.config.base_model, **kwargs)
         model.config.use_cache = False
         if self.config.quantization == "qlora":
+            # As above: bitsandbytes again.
             from peft import prepare_model_for_kbit_training
 
             model = prepare_model_for_kbit_training(
@@ -328,8 +251,6 @@ class FineTuneRecipe:
     def _lora_config(self) -> LoraConfig | None:
         if self.config.fine_tune_type != "lora":
             return None
-        from peft import LoraConfig
-
         hp = self.config.hyperparameters
         return LoraConfig(
             r=hp.lora_r,
@@ -383,6 +304,7 @@ class FineTuneRecipe:
         hp = self.config.hyperparameters
         trainer: Trainer
         if self.config.method == "dpo":
+            # trl loads a trainer's modules on first use: a run imports only the trainer it needs.
             from trl import DPOConfig, DPOTrainer
 
             dpo_args = DPOConfig(**arguments, beta=hp.beta, include_num_input_tokens_seen="non_padding")
@@ -396,6 +318,7 @@ class FineTuneRecipe:
                 peft_config=self._lora_config(),
             )
         else:
+            # As above.
             from trl import SFTConfig, SFTTrainer
 
             sft_args = SFTConfig(
@@ -455,8 +378,6 @@ class FineTuneRecipe:
 
     def _save_merged(self, adapter_dir: Path, directory: Path, metrics: dict[str, Any]) -> Path | None:
         """Base weights (unquantized, even after QLoRA) with the adapter folded in."""
-        from peft import PeftModel
-
         if not is_rank_zero():
             return None
         assert self._tokenizer is not None

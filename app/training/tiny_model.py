@@ -235,6 +235,7 @@ def build_tiny_model(path: Path) -> Path:
 
 
 def _save_tokenizer(directory: Path) -> None:
+    # Loaded only to build a model: finding a built one (tests, make run) needs neither.
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -263,6 +264,7 @@ def _save_tokenizer(directory: Path) -> None:
 
 
 def _save_model(directory: Path) -> None:
+    # As in _save_tokenizer.
     import torch
     from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.datasets.codes import TokenizerErrorCode
 from app.training.data import IGNORE_INDEX, iter_preferences, iter_tokenized_chat, load_tokenizer
 from app.training.errors import ExampleError, MissingChatTemplateError
 
@@ -82,7 +83,7 @@ def token_report(
         tokenizer = load_tokenizer(base_model, revision, chat_template)
     except MissingChatTemplateError as error:
         # Every line would fail the same way: one file-level error says it once.
-        report.add_error(LineError(None, "tokenizer_missing_chat_template", str(error)))
+        report.add_error(LineError(None, TokenizerErrorCode.TOKENIZER_MISSING_CHAT_TEMPLATE, str(error)))
         return report
     if method == "dpo":
         for pair in iter_preferences(tokenizer, Path(path)):

@@ -10,29 +10,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Principal
 from app.core.config import Settings
 from app.core.database import commit, utcnow
 from app.core.errors import Unauthorized
-from app.users import keys
+from app.users import keys, repository
 from app.users.credential_cache import Credential, CredentialCache
-from app.users.tables import ApiKey, User
 
 # Writing last_used_at on every request would turn each read into a write; a minute is precise enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 BEARER = "bearer "
-
-# Built once: SQLAlchemy then reuses its compiled form for every request.
-CREDENTIAL_COLUMNS = (ApiKey.secret_hash, ApiKey.id, User.id, User.organization_id, User.roles, User.disabled,
-                      ApiKey.revoked_at, ApiKey.expires_at, ApiKey.last_used_at)  # fmt: skip
-CREDENTIAL_BY_PREFIX = (
-    select(*CREDENTIAL_COLUMNS)
-    .join(User, User.id == ApiKey.user_id)
-    .where(ApiKey.lookup_prefix == bindparam("lookup_prefix"))
-)
 
 
 async def authenticate(
@@ -67,8 +56,7 @@ def _secret(settings: Settings, authorization: str | None) -> str:
 
 
 async def _lookup(session: AsyncSession, settings: Settings, secret: str, digest: str) -> Credential:
-    prefix = keys.lookup_prefix(secret, settings.api_key_prefix)
-    row = (await session.execute(CREDENTIAL_BY_PREFIX, {"lookup_prefix": prefix})).one_or_none()
+    row = await repository.credential_by_prefix(session, keys.lookup_prefix(secret, settings.api_key_prefix))
     if row is None or not keys.digests_match(digest, row[0]):
         raise Unauthorized("Incorrect API key provided.")
     _, key_id, user_id, organization_id, roles, disabled, revoked_at, expires_at, last_used_at = row
@@ -91,5 +79,5 @@ async def _record_use(session: AsyncSession, credential: Credential, now: dateti
 
     The commit returns the connection to the pool; the handler's first query checks one out again.
     """
-    await session.execute(update(ApiKey).where(ApiKey.id == credential.key_id).values(last_used_at=now))
+    await repository.record_key_use(session, credential.key_id, now)
     await commit(session)

@@ -7,15 +7,15 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
-from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Principal
 from app.core.database import utcnow
 from app.core.errors import QuotaExceeded
-from app.files.tables import File
-from app.finetuned.tables import FineTunedModel
-from app.jobs.tables import Job
+from app.files import repository as files
+from app.finetuned import repository as finetuned
+from app.jobs import repository as jobs
+from app.users import repository as users
 from app.users.tables import Quota
 
 ACTIVE_JOB_STATUSES = ("validating_files", "queued", "running")
@@ -31,13 +31,8 @@ class Scope:
 
 
 async def _scopes(session: AsyncSession, principal: Principal) -> list[Scope]:
-    rows = (
-        await session.scalars(
-            select(Quota).where(or_(Quota.user_id == principal.id, Quota.organization_id == principal.organization_id))
-        )
-    ).all()
     scopes = []
-    for row in rows:
+    for row in await users.quotas_applying(session, principal.id, principal.organization_id):
         if row.user_id is not None:
             scopes.append(Scope("user", row, principal.id))
         elif principal.organization_id is not None:
@@ -45,18 +40,17 @@ async def _scopes(session: AsyncSession, principal: Principal) -> list[Scope]:
     return scopes
 
 
-def _owner_filter(model: type[File] | type[Job], scope: Scope):  # type: ignore[no-untyped-def]
-    return model.owner_id == scope.column_value if scope.name == "user" else model.organization_id == scope.column_value
+def _subject(scope: Scope) -> dict[str, str]:
+    """The keyword naming the scope's objects in the repositories (`owner_id=` or `organization_id=`)."""
+    return {"owner_id" if scope.name == "user" else "organization_id": scope.column_value}
 
 
 async def active_jobs(session: AsyncSession, scope: Scope) -> int:
-    query = select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE_JOB_STATUSES), _owner_filter(Job, scope))
-    return int(await session.scalar(query) or 0)
+    return await jobs.count_in_status(session, ACTIVE_JOB_STATUSES, **_subject(scope))
 
 
 async def storage_used(session: AsyncSession, scope: Scope) -> int:
-    query = select(func.coalesce(func.sum(File.bytes), 0)).where(File.deleted_at.is_(None), _owner_filter(File, scope))
-    return int(await session.scalar(query) or 0)
+    return await files.stored_bytes(session, **_subject(scope))
 
 
 def month_start(now: datetime | None = None) -> datetime:
@@ -65,10 +59,7 @@ def month_start(now: datetime | None = None) -> datetime:
 
 
 async def gpu_hours_used(session: AsyncSession, scope: Scope) -> float:
-    query = select(func.coalesce(func.sum(Job.gpu_seconds), 0.0)).where(
-        Job.created_at >= month_start(), _owner_filter(Job, scope)
-    )
-    return float(await session.scalar(query) or 0.0) / 3600
+    return await jobs.gpu_seconds_since(session, month_start(), **_subject(scope)) / 3600
 
 
 async def check_concurrent_jobs(session: AsyncSession, principal: Principal) -> None:
@@ -108,11 +99,7 @@ def _tree_bytes(paths: list[str]) -> int:
 
 async def model_storage_used(session: AsyncSession, scope: Scope) -> int:
     """Bytes on disk of the scope's fine-tuned models (adapters and merged weights)."""
-    column = FineTunedModel.owner_id if scope.name == "user" else FineTunedModel.organization_id
-    query = select(FineTunedModel.adapter_path, FineTunedModel.merged_path).where(
-        column == scope.column_value, FineTunedModel.deleted_at.is_(None)
-    )
-    paths = [path for row in (await session.execute(query)).all() for path in row if path]
+    paths = await finetuned.weight_paths(session, **_subject(scope))
     return await anyio.to_thread.run_sync(_tree_bytes, paths) if paths else 0
 
 

@@ -10,7 +10,7 @@ folder with an exclusive non-blocking lock, so the API and the worker cannot
 both open it (verified: the second gets "Storage folder ... is already accessed
 by another instance of Qdrant client"; forcing past the lock would leave two
 diverging in-memory copies writing one SQLite file). The embedded stack
-therefore runs `python -m app.vectors.service --path P --port N`, the single
+therefore runs `python -m app.vectors.server --path P --port N`, the single
 owner of the folder, and every other process uses `VectorServiceClient`, which
 implements the same `PointStore` operations as the direct `QdrantPointStore`.
 With QDRANT_URL set, every process talks to the Qdrant server directly

@@ -1,4 +1,4 @@
-"""`PointStore` over HTTP, talking to `app.vectors.service` (the embedded stack's vector owner)."""
+"""`PointStore` over HTTP, talking to `app.vectors.server` (the embedded stack's vector owner)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,8 @@ import httpx
 import numpy as np
 from pydantic import BaseModel
 
+from app.vectors import wire
 from app.vectors.points import FileScope, PointsPage, ScoredPayload, VectorStoreError
-from app.vectors.wire import (
-    CollectionBody,
-    CountAnswer,
-    DeleteFileBody,
-    HealthAnswer,
-    QueryAnswer,
-    QueryBody,
-    ScopeBody,
-    ScrollAnswer,
-    ScrollBody,
-    UpsertBody,
-    decode_vectors,
-    encode_vectors,
-)
 
 
 class VectorServiceClient:
@@ -34,42 +21,42 @@ class VectorServiceClient:
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds)
         self._dimension: int | None = None
 
-    def health(self) -> HealthAnswer:
-        return HealthAnswer.model_validate(self._call("GET", "/health"))
+    def health(self) -> wire.HealthAnswer:
+        return wire.HealthAnswer.model_validate(self._call("GET", "/health"))
 
     def ensure_collection(self, dimension: int) -> None:
         # Asked once per client, like QdrantPointStore: every search starts with this call.
         if self._dimension == dimension:
             return
-        self._call("PUT", "/collection", CollectionBody(dimension=dimension))
+        self._call("PUT", "/collection", wire.CollectionBody(dimension=dimension))
         self._dimension = dimension
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         if len(ids) == 0:
             return
-        body = UpsertBody(
+        body = wire.UpsertBody(
             ids=list(ids),
             dimension=vectors.shape[1],
-            vectors=encode_vectors(vectors),
+            vectors=wire.encode_vectors(vectors),
             payloads=list(payloads),
         )
         self._call("POST", "/points/upsert", body)
 
     def delete_file(self, file_id: str) -> None:
-        self._call("POST", "/points/delete-file", DeleteFileBody(file_id=file_id))
+        self._call("POST", "/points/delete-file", wire.DeleteFileBody(file_id=file_id))
 
     def count(self, scope: FileScope) -> int:
-        return CountAnswer.model_validate(self._call("POST", "/points/count", ScopeBody.of(scope))).count
+        return wire.CountAnswer.model_validate(self._call("POST", "/points/count", wire.ScopeBody.of(scope))).count
 
     def query(self, scope: FileScope, vector: np.ndarray, limit: int) -> list[ScoredPayload]:
-        body = QueryBody(scope=ScopeBody.of(scope), vector=vector.tolist(), limit=limit)
-        answer = QueryAnswer.model_validate(self._call("POST", "/points/query", body))
+        body = wire.QueryBody(scope=wire.ScopeBody.of(scope), vector=vector.tolist(), limit=limit)
+        answer = wire.QueryAnswer.model_validate(self._call("POST", "/points/query", body))
         return [ScoredPayload(hit.payload, hit.score) for hit in answer.hits]
 
     def scroll(self, scope: FileScope, offset: str | None, limit: int) -> PointsPage:
-        body = ScrollBody(scope=ScopeBody.of(scope), offset=offset, limit=limit)
-        answer = ScrollAnswer.model_validate(self._call("POST", "/points/scroll", body))
-        return PointsPage(answer.payloads, decode_vectors(answer.vectors, answer.dimension), answer.next_offset)
+        body = wire.ScrollBody(scope=wire.ScopeBody.of(scope), offset=offset, limit=limit)
+        answer = wire.ScrollAnswer.model_validate(self._call("POST", "/points/scroll", body))
+        return PointsPage(answer.payloads, wire.decode_vectors(answer.vectors, answer.dimension), answer.next_offset)
 
     def close(self) -> None:
         self._http.close()

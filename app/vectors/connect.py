@@ -1,7 +1,7 @@
 """Pick where vectors live from the settings, and build the store callers use.
 
 QDRANT_URL set            -> a real Qdrant server, straight from every process.
-a vector service URL      -> the embedded stack's `app.vectors.service`, which
+a vector service URL      -> the embedded stack's `app.vectors.server`, which
                              owns the local-mode folder (the API and the CPU
                              worker are different processes and local mode
                              admits one process per folder).

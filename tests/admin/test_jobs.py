@@ -136,8 +136,7 @@ async def test_priority_change_moves_the_message_between_priority_lists(
 async def test_priority_of_a_message_not_yet_published_is_changed_in_the_outbox(
     as_admin: httpx.Client, cast: Cast, seed: Seeder, settings, gpu_queue_held
 ) -> None:  # type: ignore[no-untyped-def]
-    from app.core.outbox import relay
-    from app.jobs.tables import OutboxMessage
+    from app.core.outbox import OutboxMessage, relay
 
     model = (await seed.base_model()).id
     job = await seed.job(cast.user, model, (await seed.training_file(cast.user)).id, "queued")

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from app.api.resources import Resources
 from app.authz import Principal
+from app.core.outbox import OutboxMessage
 from app.jobs import service
 from app.jobs.schemas import JobCreate
-from app.jobs.tables import OutboxMessage
 from tests.chaos.evidence import record
 from tests.jobs.datasets import chat_lines, jsonl
 from tests.jobs.helpers import TERMINAL, wait_status

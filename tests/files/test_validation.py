@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from app.datasets.codes import ErrorCode
 from app.files.validation import (
-    ErrorCode,
     StreamingValidator,
     ValidationLimits,
     ValidationReport,

@@ -14,9 +14,11 @@ from app.catalog.tables import CatalogEntry
 from app.core import ids
 from app.core.worker_context import WorkerContext
 from app.files.tables import File
-from app.jobs import events
-from app.jobs.runner import RunState, journal_of, replay_unrelayed_progress, work_dir_of
+from app.jobs import repository
+from app.jobs.events import NewEvent
 from app.jobs.tables import Job, JobEvent
+from app.jobs.worker.progress import replay_unrelayed_progress
+from app.jobs.worker.state import RunState, journal_of, work_dir_of
 from app.training.callbacks import JsonLinesProgress, StepProgress
 
 
@@ -76,7 +78,7 @@ async def test_steps_and_checkpoints_the_killed_worker_never_relayed_are_recorde
             kind = "checkpoint" if message["event"] == "checkpoint" else "step"
             data = {"step": message["step"], **({"path_name": Path(message["path"]).name} if kind == "checkpoint"
                                                  else {"train_loss": message["train_loss"]})}  # fmt: skip
-            events.add_event(session, job.id, kind, data=data, event_type="metrics", attempt=1)
+            repository.add_event(session, job.id, NewEvent(kind, data=data, type="metrics"), attempt=1)
         await session.commit()
     assert [m.get("step") for m in relayed[1:]] == [1, 2, 3, 4, 4, 5, 6]
 

@@ -15,9 +15,10 @@ from sqlalchemy.pool import NullPool
 from app.core.database import database_unavailable, retry_while_unavailable
 from app.core.worker_context import WorkerContext
 from app.devstack.processes import free_port
-from app.jobs.results import finish_success
-from app.jobs.runner import RunState
 from app.jobs.tables import Job
+from app.jobs.worker.outcome import finish_success
+from app.jobs.worker.state import RunState
+from app.training.callbacks import TrainingOutputs
 from tests.jobs.test_progress_journal import _job
 
 
@@ -90,8 +91,9 @@ async def test_an_attempt_that_resumed_at_the_last_checkpoint_succeeds_keeping_t
     metrics_csv.write_text("step,train_loss\n32,1.0\n")
     # The trainer found every step done (resumed from the checkpoint at step 32): no step event, only "done".
     state = RunState(job=job, attempt=2, work_dir=tmp_path, last_step=0,
-                     done={"output_dir": str(tmp_path / "output"), "model_dir": str(model_dir),
-                           "trained_tokens": 1788, "metrics_csv": str(metrics_csv)})  # fmt: skip
+                     done=TrainingOutputs(output_dir=str(tmp_path / "output"), adapter_dir=None, merged_dir=None,
+                                          model_dir=str(model_dir), trained_tokens=1788,
+                                          metrics_csv=str(metrics_csv)))  # fmt: skip
     redis = aioredis.Redis.from_url(settings.redis_url)
     context = WorkerContext(settings=settings, engine=sessionmaker.kw["bind"], sessionmaker=sessionmaker, redis=redis)
     try:

@@ -21,26 +21,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from app.training.callbacks import JsonLinesProgress
 from app.training.config import Hyperparameters, TrainingConfig
 from app.training.hyperparams import resolve_hyperparameters
+from app.training.tiny_data import sentence
 from app.training.tiny_model import build_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WORDS = [
-    "the",
-    "model",
-    "reads",
-    "a",
-    "book",
-    "today",
-    "what",
-    "time",
-    "number",
-    "five",
-    "good",
-    "answer",
-    "question",
-    "river",
-    "light",
-]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,10 +50,6 @@ def model_without_template(tiny_model: Path, tmp_path_factory: pytest.TempPathFa
     tokenizer_config.pop("chat_template", None)
     config_path.write_text(json.dumps(tokenizer_config))
     return target
-
-
-def sentence(rng: random.Random, low: int, high: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
 
 
 def write_chat_file(path: Path, n_examples: int, seed: int = 0, extra: list[dict[str, Any]] | None = None) -> Path:

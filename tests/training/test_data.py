@@ -88,7 +88,10 @@ def test_token_report_counts_and_finds_over_long_lines(tiny_model: Path, tmp_pat
     assert report.n_examples == 6
     assert [(item.line, item.n_tokens > 64) for item in report.over_length] == [(6, True)]
     assert report.n_over_length == 1
-    assert [(error.line, error.code) for error in report.errors] == [(7, "invalid_json"), (8, "no_assistant_message")]
+    assert [(error.line, error.code) for error in report.errors] == [
+        (7, "invalid_json"),
+        (8, "example_missing_assistant_message"),
+    ]
     assert report.max_tokens == report.over_length[0].n_tokens
     # Truncation is on, so the long example counts for max_seq_length tokens.
     strict = token_report(path, str(tiny_model), "supervised", max_seq_length=64, truncate=False)

@@ -52,7 +52,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], seconds: floa
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     path, port = tmp_path / "qdrant", free_port()
-    command = [sys.executable, "-m", "app.vectors.service", "--path", str(path), "--port", str(port)]
+    command = [sys.executable, "-m", "app.vectors.server", "--path", str(path), "--port", str(port)]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=child_environment())
     url = f"http://127.0.0.1:{port}"
     try:

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.accounts import repository
 from app.admin.accounts.schemas import KeyCreate, KeyUpdate, UserCreate, UserUpdate
 from app.api.resources import Resources
 from app.authz import Principal
 from app.core.database import utcnow
 from app.core.errors import Conflict, not_found
+from app.jobs import repository as job_repository
 from app.jobs import service as jobs
+from app.users import repository
 from app.users import service as users
+from app.users.repository import UserFilters
 from app.users.tables import ApiKey, Organization, User
+
+# Jobs that still hold (or wait for) a GPU: what "cancel the user's jobs" stops.
+CANCELLABLE_STATUSES = ("validating_files", "queued", "running", "paused")
+T = TypeVar("T")
 
 
 async def create_organization(session: AsyncSession, name: str) -> Organization:
@@ -25,11 +32,15 @@ async def create_organization(session: AsyncSession, name: str) -> Organization:
     return await users.create_organization(session, name)
 
 
-async def get_organization(session: AsyncSession, organization_id: str) -> Organization:
-    row = await session.get(Organization, organization_id)
+def _found(row: T | None, kind: str, object_id: str, param: str) -> T:
     if row is None:
-        raise not_found("organization", organization_id, param="organization_id")
+        raise not_found(kind, object_id, param=param)
     return row
+
+
+async def get_organization(session: AsyncSession, organization_id: str) -> Organization:
+    row = await repository.get_organization(session, organization_id)
+    return _found(row, "organization", organization_id, "organization_id")
 
 
 async def list_organizations(
@@ -45,23 +56,13 @@ async def user_count(session: AsyncSession, organization_id: str) -> int:
 
 
 async def list_users(
-    session: AsyncSession,
-    organization_id: str | None,
-    role: str | None,
-    disabled: bool | None,
-    email: str | None,
-    after: str | None,
-    limit: int,
+    session: AsyncSession, filters: UserFilters, after: str | None, limit: int
 ) -> tuple[Sequence[User], bool]:
-    return await repository.users_page(session, organization_id=organization_id, role=role, disabled=disabled,
-                                       email=email, after=after, limit=limit)  # fmt: skip
+    return await repository.users_page(session, filters, after, limit)
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User:
-    row = await session.get(User, user_id)
-    if row is None:
-        raise not_found("user", user_id, param="user_id")
-    return row
+    return _found(await repository.get_user(session, user_id), "user", user_id, "user_id")
 
 
 async def create_user(session: AsyncSession, body: UserCreate) -> User:
@@ -111,7 +112,7 @@ async def disable_user(
     await session.flush()
     cancelled = []
     if cancel_jobs:
-        for job_id in await repository.cancellable_job_ids(session, user_id):
+        for job_id in await job_repository.ids_of_owner(session, user_id, CANCELLABLE_STATUSES):
             try:
                 await jobs.cancel(resources, session, principal, job_id)
             except Conflict:  # it ended on its own meanwhile
@@ -146,10 +147,7 @@ async def list_keys(
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
-    row = await session.get(ApiKey, key_id)
-    if row is None:
-        raise not_found("API key", key_id, param="key_id")
-    return row
+    return _found(await repository.get_key(session, key_id), "API key", key_id, "key_id")
 
 
 async def update_key(session: AsyncSession, key_id: str, body: KeyUpdate) -> ApiKey:

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from app.admin.access import allowed
-from app.admin.audit import repository
-from app.admin.audit.repository import AuditFilters
+from app.admin.access import allow
 from app.admin.audit.schemas import AuditObject
 from app.admin.errors import ERRORS
 from app.admin.timestamps import TimeFilter
 from app.api.deps import SessionDep
-from app.authz import Kind, Principal
+from app.audit import repository
+from app.audit.repository import AuditFilters
+from app.authz import Kind
 from app.core.pagination import page
 
 router = APIRouter(prefix="/admin/v1/audit-log", tags=["admin: audit"], responses=ERRORS)
 
-ListAudit = Annotated[Principal, Depends(allowed(Kind.AUDIT_LOG, "list"))]
 
-
-@router.get("")
+@router.get("", dependencies=[allow(Kind.AUDIT_LOG, "list")])
 async def list_audit_log(
     session: SessionDep,
-    _: ListAudit,
     actor_id: str | None = None,
     api: Literal["user", "admin", "system"] | None = None,
     action: Annotated[

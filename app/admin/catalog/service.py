@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.catalog import repository
 from app.admin.catalog.schemas import BaseModelCreate, BaseModelUpdate, source_type_of
 from app.api.resources import Resources
 from app.catalog import repository as catalog
@@ -15,6 +14,7 @@ from app.catalog.tasks import local_model_problem
 from app.core.celery_app import TASK_DOWNLOAD_BASE_MODEL
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.outbox import enqueue
+from app.jobs import repository as jobs
 
 # Fields an update may set back to null (the others keep their value when null or left out).
 NULLABLE_FIELDS = ("revision", "chat_template", "parameter_count")
@@ -36,7 +36,7 @@ async def get(session: AsyncSession, model_id: str) -> CatalogEntry:
 async def list_entries(
     session: AsyncSession, allowed: bool | None, download_status: str | None, after: str | None, limit: int
 ) -> tuple[Sequence[CatalogEntry], bool]:
-    return await repository.entries_page(session, allowed, download_status, after, limit)
+    return await catalog.entries_page(session, allowed, download_status, after, limit)
 
 
 def _request_download(resources: Resources, session: AsyncSession, entry: CatalogEntry) -> None:
@@ -94,7 +94,7 @@ async def prepare(resources: Resources, session: AsyncSession, model_id: str) ->
 
 async def remove(session: AsyncSession, model_id: str) -> CatalogEntry:
     entry = await get(session, model_id)
-    used = await repository.jobs_using(session, model_id)
+    used = await jobs.count_made_from(session, model_id)
     if used:
         raise Conflict(f"{used} job(s) were made from '{model_id}'; disallow it instead of deleting it.",
                        param="model_id", code="model_in_use")  # fmt: skip

@@ -4,34 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from app.admin.access import allowed
+from app.admin.access import allow
 from app.admin.errors import ERRORS
 from app.admin.jobs import service
-from app.admin.jobs.repository import JobFilters
 from app.admin.jobs.schemas import AdminJobDetail, AdminJobObject, JobStatus, PriorityChange
 from app.admin.timestamps import TimeFilter
-from app.api.deps import ResourcesDep, SessionDep
+from app.api.deps import PrincipalDep, ResourcesDep, SessionDep
 from app.audit.service import mark_resource
-from app.authz import Kind, Principal
-from app.core.database import commit
+from app.authz import Kind
 from app.core.pagination import page
-from app.jobs.schemas import EventObject
+from app.jobs.schemas import EventObject, JobFilters
 
 router = APIRouter(prefix="/admin/v1/jobs", tags=["admin: jobs"], responses=ERRORS)
 
-ListJobs = Annotated[Principal, Depends(allowed(Kind.ADMIN_JOB, "list"))]
-ReadJob = Annotated[Principal, Depends(allowed(Kind.ADMIN_JOB, "read"))]
-CancelJob = Annotated[Principal, Depends(allowed(Kind.ADMIN_JOB, "cancel"))]
-RetryJob = Annotated[Principal, Depends(allowed(Kind.ADMIN_JOB, "retry"))]
-PrioritizeJob = Annotated[Principal, Depends(allowed(Kind.ADMIN_JOB, "prioritize"))]
 
-
-@router.get("")
+@router.get("", dependencies=[allow(Kind.ADMIN_JOB, "list")])
 async def list_jobs(
     session: SessionDep,
-    _: ListJobs,
     status: Annotated[list[JobStatus] | None, Query(description="repeat to match any of several")] = None,
     user_id: str | None = None,
     organization_id: str | None = None,
@@ -48,39 +39,36 @@ async def list_jobs(
     return page([AdminJobObject.of_admin(row).model_dump() for row in rows], has_more)
 
 
-@router.get("/{job_id}", response_model=AdminJobDetail)
-async def retrieve_job(session: SessionDep, _: ReadJob, job_id: str,
+@router.get("/{job_id}", response_model=AdminJobDetail, dependencies=[allow(Kind.ADMIN_JOB, "read")])
+async def retrieve_job(session: SessionDep, job_id: str,
                        events: Annotated[int, Query(ge=0, le=1000)] = 100) -> AdminJobDetail:  # fmt: skip
     """One job with its lifecycle fields and its latest events."""
     job, rows = await service.get_with_events(session, job_id, events)
     return AdminJobDetail(**AdminJobObject.of_admin(job).model_dump(), events=[EventObject.of(row) for row in rows])
 
 
-@router.post("/{job_id}/cancel", response_model=AdminJobObject)
-async def cancel_job(request: Request, session: SessionDep, resources: ResourcesDep, principal: CancelJob,
+@router.post("/{job_id}/cancel", response_model=AdminJobObject, dependencies=[allow(Kind.ADMIN_JOB, "cancel")])
+async def cancel_job(request: Request, session: SessionDep, resources: ResourcesDep, principal: PrincipalDep,
                      job_id: str) -> AdminJobObject:  # fmt: skip
     """Cancel any job: a running one is asked to stop (it saves a checkpoint), others are cancelled now."""
     job = await service.cancel(resources, session, principal, job_id)
     mark_resource(request, "fine_tuning_job", job.id)
-    await commit(session)
     return AdminJobObject.of_admin(job)
 
 
-@router.post("/{job_id}/retry", response_model=AdminJobObject)
-async def retry_job(request: Request, session: SessionDep, resources: ResourcesDep, _: RetryJob,
+@router.post("/{job_id}/retry", response_model=AdminJobObject, dependencies=[allow(Kind.ADMIN_JOB, "retry")])
+async def retry_job(request: Request, session: SessionDep, resources: ResourcesDep,
                     job_id: str) -> AdminJobObject:  # fmt: skip
     """Run a failed job again: a new attempt from its latest checkpoint, queued with its priority."""
     job = await service.retry(resources, session, job_id)
     mark_resource(request, "fine_tuning_job", job.id, attempt=job.attempt + 1)
-    await commit(session)
     return AdminJobObject.of_admin(job)
 
 
-@router.post("/{job_id}/priority", response_model=AdminJobObject)
+@router.post("/{job_id}/priority", response_model=AdminJobObject, dependencies=[allow(Kind.ADMIN_JOB, "prioritize")])
 async def change_priority(request: Request, body: PriorityChange, session: SessionDep, resources: ResourcesDep,
-                          _: PrioritizeJob, job_id: str) -> AdminJobObject:  # fmt: skip
+                          job_id: str) -> AdminJobObject:  # fmt: skip
     """Set a waiting job's priority (0 first .. 9 last); a queued job's message is re-published with it."""
     job = await service.set_priority(resources, session, job_id, body.priority)
     mark_resource(request, "fine_tuning_job", job.id, priority=body.priority)
-    await commit(session)
     return AdminJobObject.of_admin(job)

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.jobs import repository
-from app.admin.jobs.repository import JobFilters
 from app.api.resources import Resources
 from app.authz import Principal
 from app.core.celery_app import GPU_QUEUE, TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
 from app.core.errors import Conflict, NotFound
-from app.core.outbox import enqueue
+from app.core.outbox import enqueue, reprioritize_unsent
 from app.fleet.queues import remove_task_messages
+from app.jobs import repository
 from app.jobs import service as jobs
+from app.jobs.schemas import JobFilters
 from app.jobs.tables import Job, JobEvent
 
 # A queued job's priority decides its place in the GPU queue; before that it only travels with the job.
@@ -28,7 +28,7 @@ REPRIORITIZABLE = ("validating_files", "queued", "paused")
 
 
 async def get(session: AsyncSession, job_id: str) -> Job:
-    job = await session.get(Job, job_id)
+    job = await repository.get(session, job_id)
     if job is None:
         raise NotFound(f"No such fine-tuning job: '{job_id}'", param="job_id")
     return job
@@ -37,12 +37,13 @@ async def get(session: AsyncSession, job_id: str) -> Job:
 async def list_jobs(
     session: AsyncSession, filters: JobFilters, after: str | None, limit: int
 ) -> tuple[Sequence[Job], bool]:
-    return await repository.jobs_page(session, filters, after, limit)
+    return await repository.filtered_page(session, filters, after, limit)
 
 
 async def get_with_events(session: AsyncSession, job_id: str, events: int) -> tuple[Job, Sequence[JobEvent]]:
     job = await get(session, job_id)
-    return job, await repository.latest_events(session, job_id, events)
+    rows, _ = await repository.events_page(session, job_id, None, events)
+    return job, rows
 
 
 async def cancel(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
@@ -99,7 +100,7 @@ async def set_priority(resources: Resources, session: AsyncSession, job_id: str,
 
 
 async def _requeue_with_priority(resources: Resources, session: AsyncSession, job: Job) -> None:
-    if await repository.reprioritize_unsent(session, TASK_RUN_FINETUNE, job.id, job.priority):
+    if await reprioritize_unsent(session, TASK_RUN_FINETUNE, [job.id], job.priority):
         return  # not published yet: it will be, with the new priority
     job_id = job.id
 

@@ -8,30 +8,25 @@ use the subject's path alias.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
-from app.admin.access import allowed
+from app.admin.access import allow
 from app.admin.errors import ERRORS
 from app.admin.quotas import service
 from app.admin.quotas.schemas import QuotaObject, QuotaSet, Subject
 from app.api.deps import SessionDep
 from app.audit.service import mark_resource
-from app.authz import Kind, Principal
-from app.core.database import commit
+from app.authz import Kind
 from app.core.pagination import page
 
 router = APIRouter(prefix="/admin/v1", tags=["admin: quotas"], responses=ERRORS)
 
-ListQuotas = Annotated[Principal, Depends(allowed(Kind.QUOTA, "list"))]
-ReadQuota = Annotated[Principal, Depends(allowed(Kind.QUOTA, "read"))]
-UpdateQuota = Annotated[Principal, Depends(allowed(Kind.QUOTA, "update"))]
-DeleteQuota = Annotated[Principal, Depends(allowed(Kind.QUOTA, "delete"))]
 # Each path names its id as the subject's other routes do (`user_id`, `organization_id`).
 SUBJECT_IDS: dict[Subject, str] = {"organization": "organization_id", "user": "user_id"}
 
 
-@router.get("/quotas")
-async def list_quotas(session: SessionDep, _: ListQuotas, subject: Subject | None = None, after: int | None = None,
+@router.get("/quotas", dependencies=[allow(Kind.QUOTA, "list")])
+async def list_quotas(session: SessionDep, subject: Subject | None = None, after: int | None = None,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:  # fmt: skip
     """Every quota set, with each subject's usage."""
     rows, has_more = await service.list_quotas(session, subject, after, limit)
@@ -43,28 +38,27 @@ def _routes(subject: Subject) -> None:
     path = f"/{subject}s/{{{id_name}}}/quota"
     SubjectId = Annotated[str, Path(alias=id_name)]
 
-    async def read_quota(session: SessionDep, _: ReadQuota, subject_id: SubjectId) -> QuotaObject:
+    async def read_quota(session: SessionDep, subject_id: SubjectId) -> QuotaObject:
         return await service.read(session, subject, subject_id)
 
-    async def put_quota(request: Request, body: QuotaSet, session: SessionDep, _: UpdateQuota,
-                        subject_id: SubjectId) -> QuotaObject:  # fmt: skip
+    async def put_quota(request: Request, body: QuotaSet, session: SessionDep, subject_id: SubjectId) -> QuotaObject:
         quota = await service.put(session, subject, subject_id, body)
         mark_resource(request, "quota", f"{subject}:{subject_id}", **body.model_dump())
-        await commit(session)
         return quota
 
-    async def delete_quota(request: Request, session: SessionDep, _: DeleteQuota, subject_id: SubjectId) -> QuotaObject:
+    async def delete_quota(request: Request, session: SessionDep, subject_id: SubjectId) -> QuotaObject:
         quota = await service.remove(session, subject, subject_id)
         mark_resource(request, "quota", f"{subject}:{subject_id}")
-        await commit(session)
         return quota
 
-    router.add_api_route(path, read_quota, methods=["GET"], response_model=QuotaObject,
-                         summary=f"The {subject}'s limits and current usage")  # fmt: skip
-    router.add_api_route(path, put_quota, methods=["PUT"], response_model=QuotaObject,
-                         summary=f"Replace the {subject}'s limits (a field left out is unlimited)")  # fmt: skip
-    router.add_api_route(path, delete_quota, methods=["DELETE"], response_model=QuotaObject,
-                         summary=f"Remove the {subject}'s limits")  # fmt: skip
+    routes = (
+        (read_quota, "GET", "read", f"The {subject}'s limits and current usage"),
+        (put_quota, "PUT", "update", f"Replace the {subject}'s limits (a field left out is unlimited)"),
+        (delete_quota, "DELETE", "delete", f"Remove the {subject}'s limits"),
+    )
+    for handler, method, action, summary in routes:
+        router.add_api_route(path, handler, methods=[method], response_model=QuotaObject, summary=summary,
+                             dependencies=[allow(Kind.QUOTA, action)])  # fmt: skip
 
 
 for _subject in SUBJECT_IDS:

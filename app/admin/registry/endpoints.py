@@ -8,32 +8,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
-from app.admin.access import allowed
+from app.admin.access import allow
 from app.admin.errors import ERRORS
 from app.admin.registry import service
 from app.admin.registry.schemas import ALIAS_PATTERN, AliasSet, FineTunedModelObject, RegistryModelObject
-from app.api.deps import AuthzDep, SessionDep, SettingsDep
+from app.api.deps import AuthzDep, PrincipalDep, SessionDep, SettingsDep
 from app.audit.service import mark_resource
-from app.authz import Kind, Principal
-from app.core.database import commit
+from app.authz import Kind
 from app.core.pagination import page
 
 router = APIRouter(prefix="/admin/v1", tags=["admin: models"], responses=ERRORS)
 
-ListModels = Annotated[Principal, Depends(allowed(Kind.REGISTRY_MODEL, "list"))]
-ReadModel = Annotated[Principal, Depends(allowed(Kind.REGISTRY_MODEL, "read"))]
-UpdateModel = Annotated[Principal, Depends(allowed(Kind.REGISTRY_MODEL, "update"))]
-DeleteModel = Annotated[Principal, Depends(allowed(Kind.REGISTRY_MODEL, "delete"))]
 Alias = Annotated[str, Path(pattern=ALIAS_PATTERN)]
 
 
-@router.get("/models")
+@router.get("/models", dependencies=[allow(Kind.REGISTRY_MODEL, "list")])
 async def list_models(
     session: SessionDep,
     settings: SettingsDep,
-    _: ListModels,
     user_id: str | None = None,
     organization_id: str | None = None,
     base_model: str | None = None,
@@ -49,28 +43,31 @@ async def list_models(
     return page([row.model_dump() for row in rows], has_more)
 
 
-@router.get("/models/{model_id:path}", response_model=FineTunedModelObject)
-async def retrieve_model(
-    session: SessionDep, settings: SettingsDep, _: ReadModel, model_id: str
-) -> FineTunedModelObject:
+@router.get(
+    "/models/{model_id:path}", response_model=FineTunedModelObject, dependencies=[allow(Kind.REGISTRY_MODEL, "read")]
+)
+async def retrieve_model(session: SessionDep, settings: SettingsDep, model_id: str) -> FineTunedModelObject:
     """One fine-tuned model with its registry versions and aliases."""
     return await service.get_model(session, settings.mlflow_tracking_uri, model_id)
 
 
-@router.delete("/models/{model_id:path}")
+@router.delete("/models/{model_id:path}", dependencies=[allow(Kind.REGISTRY_MODEL, "delete")])
 async def delete_model(request: Request, session: SessionDep, settings: SettingsDep, authorizer: AuthzDep,
-                       principal: DeleteModel, model_id: str,
+                       principal: PrincipalDep, model_id: str,
                        delete_registry_version: bool = True) -> dict[str, Any]:  # fmt: skip
     """Delete a fine-tuned model's adapter and merged weights, and (by default) its registry version."""
     row, removed = await service.delete_model(session, authorizer, principal, settings.mlflow_tracking_uri, model_id,
                                               delete_registry_version)  # fmt: skip
     mark_resource(request, "model", row.id, registry_version_deleted=removed)
-    await commit(session)
     return {"id": row.id, "object": "model", "deleted": True, "registry_version_deleted": removed}
 
 
-@router.put("/registry/{name:path}/aliases/{alias}", response_model=RegistryModelObject)
-async def set_alias(request: Request, body: AliasSet, settings: SettingsDep, _: UpdateModel, name: str,
+@router.put(
+    "/registry/{name:path}/aliases/{alias}",
+    response_model=RegistryModelObject,
+    dependencies=[allow(Kind.REGISTRY_MODEL, "update")],
+)
+async def set_alias(request: Request, body: AliasSet, settings: SettingsDep, name: str,
                     alias: Alias) -> RegistryModelObject:  # fmt: skip
     """Point an alias (e.g. `champion`) at a version; an alias already set moves to it."""
     model = await service.set_alias(settings.mlflow_tracking_uri, name, alias, body.version)
@@ -78,8 +75,12 @@ async def set_alias(request: Request, body: AliasSet, settings: SettingsDep, _: 
     return model
 
 
-@router.delete("/registry/{name:path}/aliases/{alias}", response_model=RegistryModelObject)
-async def delete_alias(request: Request, settings: SettingsDep, _: UpdateModel, name: str,
+@router.delete(
+    "/registry/{name:path}/aliases/{alias}",
+    response_model=RegistryModelObject,
+    dependencies=[allow(Kind.REGISTRY_MODEL, "update")],
+)
+async def delete_alias(request: Request, settings: SettingsDep, name: str,
                        alias: Alias) -> RegistryModelObject:  # fmt: skip
     """Remove an alias from a registered model."""
     model = await service.delete_alias(settings.mlflow_tracking_uri, name, alias)
@@ -87,7 +88,9 @@ async def delete_alias(request: Request, settings: SettingsDep, _: UpdateModel, 
     return model
 
 
-@router.get("/registry/{name:path}", response_model=RegistryModelObject)
-async def retrieve_registered_model(settings: SettingsDep, _: ReadModel, name: str) -> RegistryModelObject:
+@router.get(
+    "/registry/{name:path}", response_model=RegistryModelObject, dependencies=[allow(Kind.REGISTRY_MODEL, "read")]
+)
+async def retrieve_registered_model(settings: SettingsDep, name: str) -> RegistryModelObject:
     """A registered model's versions (newest first) and aliases."""
     return await service.registered_model(settings.mlflow_tracking_uri, name)

@@ -6,21 +6,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from app.core.errors import BadRequest, NotFound, ServiceUnavailable
+from app.core.mlflow_clients import mlflow_client
 
 T = TypeVar("T")
 
 
-def _client(tracking_uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
 def describe(tracking_uri: str, name: str) -> dict[str, Any]:
     """A registered model: its aliases (alias -> version) and every version, newest first."""
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     registered = client.get_registered_model(name)
     aliases = {alias: int(version) for alias, version in (registered.aliases or {}).items()}
     versions = client.search_model_versions(filter_string=f"name = '{_quoted(name)}'")
@@ -51,13 +47,13 @@ def _quoted(name: str) -> str:
 
 def set_alias(tracking_uri: str, name: str, alias: str, version: int) -> None:
     """Point `alias` at `version`; an alias held by another version moves here."""
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     client.get_model_version(name, str(version))  # a clear 404 for a missing version
     client.set_registered_model_alias(name, alias, str(version))
 
 
 def delete_alias(tracking_uri: str, name: str, alias: str) -> None:
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     if alias not in (client.get_registered_model(name).aliases or {}):
         raise NotFound(f"Registered model '{name}' has no alias '{alias}'.", param="alias")
     client.delete_registered_model_alias(name, alias)
@@ -66,7 +62,7 @@ def delete_alias(tracking_uri: str, name: str, alias: str) -> None:
 def delete_version(tracking_uri: str, name: str, version: int) -> bool:
     """Delete one version; False when it was gone already."""
     try:
-        _client(tracking_uri).delete_model_version(name, str(version))
+        mlflow_client(tracking_uri).delete_model_version(name, str(version))
     except MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
             return False

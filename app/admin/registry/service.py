@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.registry import mlflow_registry as registry
-from app.admin.registry import repository
 from app.admin.registry.schemas import RESERVED_ALIAS, FineTunedModelObject, RegistryModelObject, registry_link
 from app.authz import Authorizer, Principal
 from app.core.errors import BadRequest, NotFound, PlatformError
+from app.finetuned import repository
 from app.finetuned import service as finetuned
 from app.finetuned.tables import FineTunedModel
 
@@ -48,7 +48,7 @@ async def list_models(
 
 
 async def _row(session: AsyncSession, model_id: str) -> FineTunedModel:
-    row = await session.get(FineTunedModel, model_id)
+    row = await repository.get(session, model_id)
     if row is None:
         raise NotFound(f"The model '{model_id}' does not exist", param="model_id", code="model_not_found")
     return row

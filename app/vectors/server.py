@@ -1,4 +1,4 @@
-"""A tiny HTTP service that owns a local-mode Qdrant folder for the embedded stack.
+"""The vector server: a tiny HTTP service that owns a local-mode Qdrant folder for the embedded stack.
 
 qdrant-client local mode keeps the whole collection in the memory of the one
 process that opened the folder and takes an exclusive, non-blocking file lock on
@@ -10,7 +10,7 @@ local mode cannot be shared between the API (search) and the CPU worker
 `PointStore` operations over HTTP; `VectorServiceClient` speaks to it. Embedding
 stays with the callers, so this process never loads torch.
 
-    python -m app.vectors.service --path data/qdrant --port 6335
+    python -m app.vectors.server --path data/qdrant --port 6335
 
 It binds 127.0.0.1 by default and has no authentication: it is a loopback
 companion of the embedded stack; with Docker or any multi-host setup, run a real
@@ -27,25 +27,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.vectors import wire
 from app.vectors.points import QdrantPointStore, VectorStoreError
-from app.vectors.wire import (
-    CollectionBody,
-    CountAnswer,
-    DeleteFileBody,
-    HealthAnswer,
-    HitBody,
-    QueryAnswer,
-    QueryBody,
-    ScopeBody,
-    ScrollAnswer,
-    ScrollBody,
-    UpsertBody,
-    decode_vectors,
-    encode_vectors,
-)
 
 DEFAULT_PORT = 6335
 DEFAULT_COLLECTION = "dataset_examples"
@@ -88,48 +75,48 @@ def create_app(path: Path, collection: str = DEFAULT_COLLECTION) -> FastAPI:
         return JSONResponse(status_code=409, content=body)
 
     @app.get("/health")
-    def health() -> HealthAnswer:
+    def health() -> wire.HealthAnswer:
         """Liveness, and which collection this service owns."""
-        return HealthAnswer(status="ok", collection=collection)
+        return wire.HealthAnswer(status="ok", collection=collection)
 
     @app.put("/collection", status_code=204)
-    def ensure_collection(body: CollectionBody) -> None:
+    def ensure_collection(body: wire.CollectionBody) -> None:
         """Create the collection if missing; refuse a different vector size."""
         store().run(lambda points: points.ensure_collection(body.dimension))
 
     @app.post("/points/upsert", status_code=204)
-    def upsert(body: UpsertBody) -> None:
+    def upsert(body: wire.UpsertBody) -> None:
         """Insert or replace points by id."""
-        vectors = decode_vectors(body.vectors, body.dimension)
+        vectors = wire.decode_vectors(body.vectors, body.dimension)
         if not len(body.ids) == len(body.payloads) == len(vectors):
             raise VectorStoreError("ids, vectors and payloads must have the same length")
         store().run(lambda points: points.upsert(body.ids, vectors, body.payloads))
 
     @app.post("/points/delete-file", status_code=204)
-    def delete_file(body: DeleteFileBody) -> None:
+    def delete_file(body: wire.DeleteFileBody) -> None:
         """Remove every point of one file."""
         store().run(lambda points: points.delete_file(body.file_id))
 
     @app.post("/points/count")
-    def count(body: ScopeBody) -> CountAnswer:
+    def count(body: wire.ScopeBody) -> wire.CountAnswer:
         """Points of one file of one tenant."""
-        return CountAnswer(count=store().run(lambda points: points.count(body.scope())))
+        return wire.CountAnswer(count=store().run(lambda points: points.count(body.scope())))
 
     @app.post("/points/query")
-    def query(body: QueryBody) -> QueryAnswer:
+    def query(body: wire.QueryBody) -> wire.QueryAnswer:
         """Nearest points within one file of one tenant."""
         vector = np.asarray(body.vector, dtype=np.float32)
         hits = store().run(lambda points: points.query(body.scope.scope(), vector, body.limit))
-        return QueryAnswer(hits=[HitBody(payload=hit.payload, score=hit.score) for hit in hits])
+        return wire.QueryAnswer(hits=[wire.HitBody(payload=hit.payload, score=hit.score) for hit in hits])
 
     @app.post("/points/scroll")
-    def scroll(body: ScrollBody) -> ScrollAnswer:
+    def scroll(body: wire.ScrollBody) -> wire.ScrollAnswer:
         """One page of a file's points with their vectors."""
         page = store().run(lambda points: points.scroll(body.scope.scope(), body.offset, body.limit))
-        return ScrollAnswer(
+        return wire.ScrollAnswer(
             payloads=page.payloads,
             dimension=page.vectors.shape[1],
-            vectors=encode_vectors(page.vectors),
+            vectors=wire.encode_vectors(page.vectors),
             next_offset=page.next_offset,
         )
 
@@ -137,8 +124,6 @@ def create_app(path: Path, collection: str = DEFAULT_COLLECTION) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
     parser = argparse.ArgumentParser(description="Serve a local-mode Qdrant folder to other processes.")
     parser.add_argument("--path", type=Path, required=True, help="the Qdrant local-mode folder to own")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

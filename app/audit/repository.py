@@ -1,3 +1,5 @@
+"""Every statement reading the audit log (rows are written by `app.audit.service`)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.admin.sql import contains_pattern
 from app.audit.tables import AuditEntry
+from app.core.pagination import contains_pattern
 
 
 @dataclass(frozen=True)

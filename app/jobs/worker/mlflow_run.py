@@ -1,7 +1,7 @@
 """MLflow for a job: one run per job (a resumed job continues it), params, per-step metrics, artifacts, registry.
 
-MLflow is observability, not the source of truth: a failed MLflow call is
-logged and never fails the training run.
+MLflow is observability, not the source of truth: a failed MLflow call is logged and never
+fails the training run.
 """
 
 from __future__ import annotations
@@ -10,17 +10,16 @@ import asyncio
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mlflow import MlflowClient
 from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
 
+from app.core.mlflow_clients import mlflow_client
 from app.core.worker_context import WorkerContext
-from app.jobs import lifecycle
+from app.jobs import repository
 from app.jobs.tables import Job
-
-if TYPE_CHECKING:
-    from app.jobs.runner import RunState
+from app.jobs.worker.state import RunState
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ FLUSH_EVERY_SECONDS = 2.0
 MAX_BATCH = 900  # MLflow's log_batch accepts at most 1000 metrics per call
 
 
-def client(context: WorkerContext) -> MlflowClient:
-    return MlflowClient(tracking_uri=context.settings.mlflow_tracking_uri)
+def _client(context: WorkerContext) -> MlflowClient:
+    return mlflow_client(context.settings.mlflow_tracking_uri)
 
 
 def _experiment_id(mlflow: MlflowClient) -> str:
@@ -49,7 +48,7 @@ def _experiment_id(mlflow: MlflowClient) -> str:
 
 
 def _start_or_continue(context: WorkerContext, job: Job) -> str:
-    mlflow = client(context)
+    mlflow = _client(context)
     if job.mlflow_run_id:
         mlflow.update_run(job.mlflow_run_id, status="RUNNING")
         return job.mlflow_run_id
@@ -84,7 +83,7 @@ async def ensure_run(context: WorkerContext, job: Job, attempt: int) -> str | No
         return None
     if run_id != job.mlflow_run_id:
         async with context.sessionmaker() as session:
-            await lifecycle.update_fenced(session, job.id, attempt, mlflow_run_id=run_id)
+            await repository.update_fenced(session, job.id, attempt, mlflow_run_id=run_id)
             await session.commit()
         job.mlflow_run_id = run_id
     return run_id
@@ -109,7 +108,7 @@ async def flush_metrics(context: WorkerContext, state: RunState) -> None:
     pending, state.metrics = state.metrics, []
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, step) for key, value, step in pending]
-    mlflow = client(context)
+    mlflow = _client(context)
     try:
         for start in range(0, len(metrics), MAX_BATCH):
             await asyncio.to_thread(mlflow.log_batch, state.run_id, metrics=metrics[start : start + MAX_BATCH])
@@ -126,7 +125,7 @@ def log_outputs_and_register(
     context: WorkerContext, job: Job, run_id: str, artifact_dirs: dict[str, str], files: list[str]
 ) -> tuple[str, int]:
     """Log the weights and result files, finish the run, and register a model version. Sync (thread)."""
-    mlflow = client(context)
+    mlflow = _client(context)
     for name, path in artifact_dirs.items():
         mlflow.log_artifacts(run_id, path, artifact_path=name)
     for path in files:
@@ -146,12 +145,3 @@ def log_outputs_and_register(
         tags={"job_id": job.id, "base_model": job.model, "fine_tuned_model": job.fine_tuned_model or ""},
     )
     return name, int(version.version)
-
-
-def end_run(context: WorkerContext, run_id: str | None, status: str) -> None:
-    if not run_id:
-        return
-    try:
-        client(context).set_terminated(run_id, status=status)
-    except Exception:
-        logger.exception("could not end MLflow run %s", run_id)

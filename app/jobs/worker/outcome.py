@@ -1,0 +1,248 @@
+"""How an attempt ends: success (weights, result file, MLflow, the model row), a stop, a retry, or a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from app.artifacts.archive import write_manifest
+from app.core import ids
+from app.core.celery_app import TASK_RUN_FINETUNE
+from app.core.database import utcnow
+from app.core.outbox import enqueue, relay
+from app.core.worker_context import WorkerContext
+from app.files import repository as files
+from app.files.tables import File
+from app.finetuned import repository as finetuned
+from app.finetuned.tables import FineTunedModel
+from app.jobs import events, repository, service
+from app.jobs.events import NewEvent
+from app.jobs.tables import Job, JobEvent
+from app.jobs.worker import mlflow_run, record
+from app.jobs.worker.state import RunState
+from app.training.callbacks import TrainingOutputs
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ERROR = 0, 1  # the trainer's exit codes (app/training/__main__.py); 3 is a checkpointed stop
+RESULTS_PURPOSE = "fine-tune-results"
+# Errors another attempt would meet again: the job fails at once.
+FINAL_ERRORS = ("out_of_memory", "invalid_config", "missing_chat_template")
+
+
+async def conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float, gpus: int) -> str:
+    """Record how the attempt ended; returns what happened (for logs and tests)."""
+    job = state.job
+
+    async def count_gpu_time() -> None:
+        async with context.sessionmaker() as session:
+            await repository.add_gpu_seconds(session, job.id, elapsed * max(1, gpus))
+            await session.commit()
+
+    await context.write(count_gpu_time, f"job {job.id}: GPU time")
+    if state.fenced_out:
+        logger.warning("job %s attempt %s lost its lease; another attempt owns it now", job.id, state.attempt)
+        return "fenced_out"
+    if return_code == EXIT_OK and state.done is not None:
+        await finish_success(context, state)
+        return "succeeded"
+    await _refresh_flags(context, state)
+    # A stop request wins whatever the exit code: the trainer may have been signalled before
+    # it could install its handler, and a cancelled job must never be re-queued.
+    if return_code != EXIT_OK and (state.cancel or state.pause):
+        return await _stopped(context, state)
+    if state.error is not None:
+        code = state.error.code or "training_error"
+        if code in FINAL_ERRORS or return_code == EXIT_ERROR:
+            await record.fail(context, job, state.attempt, code, state.error.message)
+            return "failed"
+    return await _retry_or_fail(context, state, return_code)
+
+
+async def _stopped(context: WorkerContext, state: RunState) -> str:
+    status = "cancelled" if state.cancel else "paused"
+    values: dict[str, Any] = {"status": status, "lease_until": None}
+    if status == "cancelled":
+        values["finished_at"] = utcnow()
+    await record.update_job(context, state, **values)
+    said = (
+        "Job cancelled"
+        if state.cancel
+        else f"Job paused at step {state.last_step}; resume continues from its checkpoint"
+    )
+    await record.add_event(context, state, NewEvent(said))
+    await events.publish_status(context.redis, state.job.id, status)
+    return status
+
+
+async def _refresh_flags(context: WorkerContext, state: RunState) -> None:
+    """Read cancel/pause once more: the trainer may have ended between two control polls."""
+
+    async def read() -> Job | None:
+        async with context.sessionmaker() as session:
+            return await repository.get(session, state.job.id)
+
+    job = await context.write(read, f"job {state.job.id}: stop flags")
+    if job is not None and job.attempt == state.attempt:
+        state.cancel = state.cancel or job.cancel_requested
+        state.pause = state.pause or job.pause_requested
+
+
+async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: int) -> str:
+    """The trainer died without saying why (killed, crashed): try again from the last checkpoint."""
+    job = state.job
+    if state.attempt >= job.last_allowed_attempt(context.settings.max_job_attempts):
+        message = f"The training process ended with code {return_code} on attempt {state.attempt}, the last allowed."
+        await record.fail(context, job, state.attempt, "max_attempts_exceeded", message)
+        return "failed"
+
+    async def requeue() -> None:
+        async with context.sessionmaker() as session:
+            if await repository.update_fenced(
+                session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow()
+            ):
+                requeued = NewEvent(
+                    f"Training process ended unexpectedly (code {return_code}); "
+                    "re-queued to resume from the latest checkpoint",
+                    level="warn",
+                )
+                repository.add_event(session, job.id, requeued, attempt=state.attempt)
+                enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+            await session.commit()
+
+    await context.write(requeue, f"job {job.id}: re-queue")
+    try:
+        await relay(context.sessionmaker)
+    except Exception:  # the message is in the outbox: the reconciler publishes it
+        logger.exception("job %s: re-queue message not published now; the reconciler will", job.id)
+    return "requeued"
+
+
+def _store_result_file(context: WorkerContext, job: Job, csv_path: Path) -> File:
+    datasets = context.settings.datasets_path
+    datasets.mkdir(parents=True, exist_ok=True)
+    storage_name = f"{uuid.uuid4().hex}.csv"
+    shutil.copyfile(csv_path, datasets / storage_name)
+    data = (datasets / storage_name).read_bytes()
+    return File(
+        id=ids.file_id(),
+        owner_id=job.owner_id,
+        organization_id=job.organization_id,
+        filename="step_metrics.csv",
+        purpose=RESULTS_PURPOSE,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        storage_name=storage_name,
+        status="processed",
+        data_format=None,
+        statistics={},
+        index_status="skipped",
+    )
+
+
+def _artifact_dirs(done: TrainingOutputs) -> dict[str, str]:
+    """The weights a run leaves: its adapter and merged weights, or the full model of a full fine-tune."""
+    found = {name: str(path) for name, path in (("adapter", done.adapter_dir), ("merged", done.merged_dir)) if path}
+    if not found and done.model_dir:
+        found["model"] = str(done.model_dir)
+    return found
+
+
+async def _register(context: WorkerContext, state: RunState, artifact_dirs: dict[str, str]) -> tuple[Any, Any]:
+    """The run's weights logged to MLflow and registered: (registered name, version), or (None, None)."""
+    done = state.done
+    if not state.run_id or done is None:
+        return None, None
+    mlflow_dirs = {name: path for name, path in artifact_dirs.items() if name != "merged"}
+    try:
+        return await asyncio.to_thread(
+            mlflow_run.log_outputs_and_register, context, state.job, state.run_id, mlflow_dirs,
+            [done.metrics_csv] if done.metrics_csv else [],
+        )  # fmt: skip
+    except Exception:
+        logger.exception("job %s: MLflow logging/registration failed", state.job.id)
+        return None, None
+
+
+def _model_row(job: Job, artifact_dirs: dict[str, str], registry: tuple[Any, Any]) -> FineTunedModel:
+    return FineTunedModel(
+        id=job.fine_tuned_model,
+        job_id=job.id,
+        owner_id=job.owner_id,
+        organization_id=job.organization_id,
+        base_model=job.model,
+        adapter_path=artifact_dirs.get("adapter") or artifact_dirs.get("model"),
+        merged_path=artifact_dirs.get("merged"),
+        registry_name=registry[0],
+        registry_version=registry[1],
+    )
+
+
+async def finish_success(context: WorkerContext, state: RunState) -> None:
+    """Record the outputs of a finished run. Safe to run again for the same run (a retried attempt):
+    the registry version of the run is reused, and rows are written in one transaction, or not at all."""
+    job, done = state.job, state.done
+    assert done is not None
+    artifact_dirs = _artifact_dirs(done)
+    for path in artifact_dirs.values():
+        write_manifest(Path(path))
+
+    async def name() -> str:
+        async with context.sessionmaker() as session:
+            return await service.model_name(session, job)
+
+    job.fine_tuned_model = await context.write(name, f"job {job.id}: name")
+    registry = await _register(context, state, artifact_dirs)
+    result = _store_result_file(context, job, Path(done.metrics_csv)) if done.metrics_csv else None
+    result_ids = [result.id] if result else []
+
+    async def write_rows() -> tuple[list[JobEvent], list[str]]:
+        """The success rows, once: returns the events added and the result files the job names."""
+        async with context.sessionmaker() as session:
+            current = await repository.get(session, job.id)
+            if current is None or current.attempt != state.attempt or current.status == "succeeded":
+                # Another attempt owns the job, or this one's commit went through before its connection broke.
+                return [], list(current.result_files or []) if current else []
+            if result is not None:
+                await files.save(session, result)
+            success = {
+                "status": "succeeded",
+                "finished_at": utcnow(),
+                "lease_until": None,
+                "fine_tuned_model": job.fine_tuned_model,
+                "result_files": result_ids,
+                "trained_tokens": done.trained_tokens,
+                "output_dir": str(done.output_dir or ""),
+            }
+            if state.last_step:  # an attempt that resumed at the last checkpoint trains no step: keep the count
+                success["current_step"] = state.last_step
+            if not await repository.update_fenced(session, job.id, state.attempt, **success):
+                await session.rollback()
+                return [], []
+            if await finetuned.of_job(session, job.id) is None:
+                finetuned.add(session, _model_row(job, artifact_dirs, registry))
+            created = NewEvent(
+                f"New fine-tuned model created: {job.fine_tuned_model}",
+                data={"registry": {"name": registry[0], "version": registry[1]}},
+            )
+            said = (created, NewEvent("The job has successfully completed"))
+            added = [repository.add_event(session, job.id, event, attempt=state.attempt) for event in said]
+            await session.commit()
+            return added, result_ids
+
+    stored: list[str] = []
+    try:
+        added, stored = await context.write(write_rows, f"job {job.id}: success")
+    finally:
+        if result is not None and result.id not in stored:
+            (context.settings.datasets_path / result.storage_name).unlink(missing_ok=True)
+    if not added:
+        return
+    for event in added:
+        await events.publish(context.redis, event)
+    await events.publish_status(context.redis, job.id, "succeeded")

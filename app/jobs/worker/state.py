@@ -1,0 +1,58 @@
+"""What the worker knows about one attempt while it runs, and the trainer's messages as it reads them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.core.worker_context import WorkerContext
+from app.jobs.tables import Job
+from app.training.callbacks import MESSAGE_KINDS, RunFailed, TrainerMessage, TrainingOutputs
+
+
+@dataclass
+class RunState:
+    job: Job
+    attempt: int
+    work_dir: Path
+    stop_sent: bool = False
+    fenced_out: bool = False  # another attempt owns the job now: write nothing more
+    cancel: bool = False
+    pause: bool = False
+    done: TrainingOutputs | None = None
+    error: RunFailed | None = None
+    last_step: int = 0
+    metrics: list[tuple[str, float, int]] = field(default_factory=list)  # (key, value, step) not yet in MLflow
+    run_id: str | None = None
+    last_flush: float = 0.0
+
+
+def decode(line: bytes | str) -> TrainerMessage | None:
+    """One line of the trainer's stream or journal as its typed message; None for anything else.
+
+    A journal's last line may be cut short (the trainer was killed mid-write): that is None too.
+    """
+    try:
+        fields = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict):
+        return None
+    kind = fields.pop("event", None)
+    message_type = MESSAGE_KINDS.get(kind) if isinstance(kind, str) else None
+    if message_type is None:
+        return None
+    try:
+        return message_type(**fields)
+    except TypeError:  # fields missing or unknown: not a message this worker understands
+        return None
+
+
+def work_dir_of(context: WorkerContext, job_id: str) -> Path:
+    return context.settings.models_path / job_id
+
+
+def journal_of(work_dir: Path, attempt: int) -> Path:
+    """Where the trainer of that attempt appends every event before sending it to the worker."""
+    return work_dir / f"progress-attempt-{attempt}.jsonl"
