@@ -1,4 +1,5 @@
-"""Both APIs are built the same way: clients in the lifespan, one error shape, request context, health."""
+"""Both APIs are built the same way: clients and the API-key cache in the lifespan, one error shape,
+request context, health."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from fastapi import FastAPI
 from app.api.errors import install_error_handlers
 from app.api.health import health_routes
 from app.api.middleware import RequestContextMiddleware
-from app.api.resources import Resources
+from app.authz.resources import Resources
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
+from app.users.credential_cache import CredentialCache
 
 
 def create_app(title: str, api_name: str, routers: list[Any], settings: Settings | None = None) -> FastAPI:
@@ -22,6 +24,8 @@ def create_app(title: str, api_name: str, routers: list[Any], settings: Settings
         current = settings or get_settings()
         configure_logging(current.log_level)
         app.state.resources = Resources.create(current)
+        # Attached before the first query, so every pooled connection listens for key changes.
+        app.state.credentials = CredentialCache.attach(app.state.resources.engine, current.credential_cache_seconds)
         try:
             await app.state.resources.authorizer.connect()
             yield

@@ -13,11 +13,12 @@ from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.resources import Resources
 from app.authz import Authorizer, Principal
+from app.authz.resources import Resources
 from app.core.config import Settings
 from app.core.database import session_scope
 from app.users.authentication import authenticate
+from app.users.credential_cache import CredentialCache
 
 
 async def get_resources(request: Request) -> Resources:
@@ -57,14 +58,19 @@ AuthzDep = Annotated[Authorizer, Depends(get_authorizer)]
 bearer_scheme = HTTPBearer(auto_error=False, description="A platform API key: `Authorization: Bearer sk-ft-...`")
 
 
+async def get_credentials(request: Request) -> CredentialCache:
+    return request.app.state.credentials  # type: ignore[no-any-return]
+
+
 async def get_principal(
     request: Request,
     resources: ResourcesDep,
+    credentials: Annotated[CredentialCache, Depends(get_credentials)],
     session: SessionDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    principal = await authenticate(session, resources.settings, resources.credentials, authorization)
+    principal = await authenticate(session, resources.settings, credentials, authorization)
     request.state.principal = principal
     return principal
 

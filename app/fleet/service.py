@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.resources import Resources
+from app.authz.resources import Resources
 from app.core.celery_app import GPU_QUEUE, celery_app
 from app.fleet import queues as broker
 from app.fleet.gpus import SAMPLE_KEY_PATTERN

@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.resources import Resources
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.catalog.tables import CatalogEntry
 from app.core.celery_app import TASK_COUNT_TOKENS, celery_app, queue_for
 from app.core.config import Settings

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.resources import Resources
 from app.authz import Authorizer, Kind, Principal, ResourceCheck, hidden, resource_attributes
+from app.authz.resources import Resources
 from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
 from app.core import ids

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.accounts.schemas import KeyCreate, KeyUpdate, UserCreate, UserUpdate
-from app.api.resources import Resources
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.core.database import utcnow
 from app.core.errors import Conflict, not_found
 from app.jobs import repository as job_repository

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.catalog.schemas import BaseModelCreate, BaseModelUpdate, source_type_of
-from app.api.resources import Resources
+from app.authz.resources import Resources
 from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
 from app.catalog.tasks import local_model_problem

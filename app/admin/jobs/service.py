@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.resources import Resources
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.core.celery_app import GPU_QUEUE, TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
 from app.core.errors import Conflict, NotFound
