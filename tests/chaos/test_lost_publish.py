@@ -13,8 +13,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.api.resources import Resources
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.core.outbox import OutboxMessage
 from app.jobs import service
 from app.jobs.schemas import JobCreate
