@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import uvloop
 
-from bench.request_path import REPO_ROOT, start_platform
+from bench.request_path import REPO_ROOT, Api, start_api, start_servers
 
 Stage = Callable[[], Awaitable[object]]
 
@@ -134,11 +134,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/out/request_stages.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="request-stages-") as scratch:
-        stack, api, url, _key, job_id = start_platform(Path(scratch), REPO_ROOT)
+        stack, _key, job_id = start_servers(Path(scratch))
+        api = Api("candidate", REPO_ROOT)
         try:
-            result = uvloop.run(measure(stack.env, url, job_id, args.repeat))
+            start_api(stack, api, Path(scratch))
+            result = uvloop.run(measure(stack.env, api.url, job_id, args.repeat))
         finally:
-            api.stop()
+            if api.process is not None:
+                api.process.stop()
             stack.stop()
     report = {"command": " ".join(["python -m bench.request_stages", *sys.argv[1:]]), "stages": result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
