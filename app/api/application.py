@@ -3,8 +3,8 @@ request context, health."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,8 +17,18 @@ from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.users.credential_cache import CredentialCache
 
+# A domain's own clients for the process (entered after the shared ones, left before they close); one may
+# add /ready checks under resources.extras["ready_checks"].
+Extension = Callable[[Resources], AbstractAsyncContextManager[None]]
 
-def create_app(title: str, api_name: str, routers: list[Any], settings: Settings | None = None) -> FastAPI:
+
+def create_app(
+    title: str,
+    api_name: str,
+    routers: list[Any],
+    settings: Settings | None = None,
+    extensions: Sequence[Extension] = (),
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or get_settings()
@@ -28,7 +38,10 @@ def create_app(title: str, api_name: str, routers: list[Any], settings: Settings
         app.state.credentials = CredentialCache.attach(app.state.resources.engine, current.credential_cache_seconds)
         try:
             await app.state.resources.authorizer.connect()
-            yield
+            async with AsyncExitStack() as stack:
+                for extension in extensions:
+                    await stack.enter_async_context(extension(app.state.resources))
+                yield
         finally:
             await app.state.resources.close()
 

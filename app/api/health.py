@@ -17,7 +17,8 @@ def health_routes(app: FastAPI) -> None:
     @app.get("/ready", tags=["health"], summary="Readiness", responses={503: {"description": "A dependency is down"}})
     async def ready(request: Request) -> JSONResponse:
         """Every dependency answers; 503 names those that do not."""
-        checks = await check_dependencies(request.app.state.resources)
+        resources = request.app.state.resources
+        checks = await check_dependencies(resources, resources.extras.get("ready_checks"))
         down = [check["name"] for check in checks if check["status"] != "ok"]
         body = {"status": "ok" if not down else "unavailable", "down": down, "checks": checks}
         return JSONResponse(body, status_code=503 if down else 200, headers={"Retry-After": "5"} if down else None)
