@@ -32,6 +32,8 @@ from sqlalchemy.pool import NullPool
 
 from tests.faultproxy import FaultProxy
 
+# The vLLM engine fixture (`serving`), shared by the serving tests and the console's playground.
+pytest_plugins = ["tests.serving"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Configured servers the outage tests take away through a proxy (they are not ours to restart).
 PROXIED = ("DATABASE_URL", "REDIS_URL")

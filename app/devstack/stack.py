@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
 
 from app.devstack.cerbos import CerbosServer
+from app.devstack.inference import engine_argv, engine_env
 from app.devstack.mlflow_server import EmbeddedMlflow
 from app.devstack.postgres import EmbeddedPostgres
 from app.devstack.processes import ManagedProcess, child_env, free_port, wait_until
@@ -35,10 +36,11 @@ class Ports:
     vectors: int = 6333
     user_api: int = 8080
     admin_api: int = 8010
+    inference: int = 8000  # the vLLM engine of the demo model (127.0.0.1 only)
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(8)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 @dataclass
@@ -69,7 +71,7 @@ class Stack:
         }
         env["DATABASE_URL"] = self.configured.get("DATABASE_URL") or self._start_postgres()
         env["REDIS_URL"] = self.configured.get("REDIS_URL") or self._start_valkey()
-        env["CERBOS_URL"] = self.configured.get("CERBOS_URL") or self._start_cerbos()
+        env.update(self._cerbos_env())
         env["MLFLOW_TRACKING_URI"] = self.configured.get("MLFLOW_TRACKING_URI") or self._start_mlflow()
         if self.configured.get("QDRANT_URL"):
             env["QDRANT_URL"] = self.configured["QDRANT_URL"]
@@ -91,7 +93,15 @@ class Stack:
         self.servers.append(valkey)
         return valkey.url()
 
-    def _start_cerbos(self) -> str:
+    def _cerbos_env(self) -> dict[str, str]:
+        """CERBOS_URL (HTTP) and CERBOS_GRPC_ADDRESS, which the APIs' decisions use when set."""
+        if self.configured.get("CERBOS_URL"):
+            grpc = self.configured.get("CERBOS_GRPC_ADDRESS")
+            return {"CERBOS_URL": self.configured["CERBOS_URL"], **({"CERBOS_GRPC_ADDRESS": grpc} if grpc else {})}
+        cerbos = self._start_cerbos()
+        return {"CERBOS_URL": cerbos.url, "CERBOS_GRPC_ADDRESS": cerbos.grpc_address}
+
+    def _start_cerbos(self) -> CerbosServer:
         cerbos = CerbosServer(
             policies_dir=REPO_ROOT / "policies",
             http_port=self.ports.cerbos_http,
@@ -100,7 +110,7 @@ class Stack:
         )
         cerbos.start()
         self.servers.append(cerbos)
-        return cerbos.url
+        return cerbos
 
     def _start_mlflow(self) -> str:
         mlflow = EmbeddedMlflow(self.data_dir / "mlflow", self.ports.mlflow, self.log_dir)
@@ -130,9 +140,12 @@ class Stack:
 
     # --- platform processes --------------------------------------------------------------------
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, own_group: bool = False
+    ) -> ManagedProcess:
+        log_path = self.log_dir / f"{name}.log"
         process = ManagedProcess(
-            name, argv, self.log_dir / f"{name}.log", env=child_env(env or self.env), cwd=REPO_ROOT
+            name, argv, log_path, env=child_env(env or self.env), cwd=REPO_ROOT, own_group=own_group
         ).start()
         self.processes.append(process)
         return process
@@ -152,6 +165,10 @@ class Stack:
                 "--port",
                 str(port),
                 "--no-access-log",
+                # What uvicorn[standard] picks anyway, named so a missing one fails the start instead
+                # of falling back to the pure-Python loop and parser.
+                "--loop=uvloop",
+                "--http=httptools",
             ],
         )
 
@@ -188,6 +205,17 @@ class Stack:
             ]
         return self.spawn(f"worker-{queue}{node}", argv, {**self.env, **(extra_env or {})})
 
+    def start_inference(
+        self, served_name: str, model_path: Path, port: int | None = None, max_loras: int = 4
+    ) -> ManagedProcess:
+        """Start a vLLM engine serving `model_path` as `served_name` at http://127.0.0.1:`port`.
+
+        Not waited for (it loads in tens of seconds); /ready of the APIs says when it answers.
+        """
+        port = port or self.ports.inference
+        argv = engine_argv(model_path, served_name, port, max_loras)
+        return self.spawn(f"inference-{port}", argv, {**self.env, **engine_env()}, own_group=True)
+
     def wait_ready(self, port: int, timeout: float = 60.0) -> None:
         url = f"http://127.0.0.1:{port}/ready"
         wait_until(lambda: httpx.get(url, timeout=5).status_code == 200, timeout, url)
@@ -202,5 +230,5 @@ class Stack:
 
 
 def configured_urls() -> dict[str, str]:
-    names = ("DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_URL", "QDRANT_URL")
+    names = ("DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_URL", "CERBOS_GRPC_ADDRESS", "QDRANT_URL")
     return {name: os.environ[name] for name in names if os.environ.get(name)}
