@@ -37,7 +37,8 @@ class EmbeddedMlflow:
             "127.0.0.1:*,localhost:*",
         ]
 
-    def start(self, timeout: float = 240.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:
+        # A fresh store runs its migrations first: about 20 s on 2 idle cores, minutes on loaded ones.
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process.start()
         wait_until(self._ready, timeout, "MLflow", self.process)
