@@ -94,12 +94,52 @@ def trainer_arguments(config: TrainingConfig, has_eval: bool, strategy: Strategy
 
 
 def fsdp2_arguments(config: TrainingConfig) -> dict[str, Any]:
-    """FSDP2 with its own activation checkpointing (the Trainer's adds a redundant all-gather under FSDP)."""
+    """FSDP2; a full fine-tune checkpoints activations with FSDP's own wrapper.
+
+    The Trainer's checkpointing under FSDP gathers each layer's weights once more in the backward pass,
+    so FSDP's wrapper is preferred, but not for LoRA: the wrapper inserts `_checkpoint_wrapped_module`
+    into module names, PEFT 0.21 then finds none of the adapter keys in the gathered state dict, and the
+    saved adapter is empty (seen here); LoRA keeps the Trainer's checkpointing.
+    """
     # transformers reads this while loading the model: local rank 0 alone reads the weights.
     os.environ["ACCELERATE_USE_FSDP"] = "true"
     os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "true"
+    fsdp_checkpointing = config.gradient_checkpointing and config.fine_tune_type == "full"
     return {
         "fsdp": True,
-        "fsdp_config": FSDP2_CONFIG | {"activation_checkpointing": config.gradient_checkpointing},
-        "activation_checkpointing": False,
+        "fsdp_config": FSDP2_CONFIG | {"activation_checkpointing": fsdp_checkpointing},
+        "activation_checkpointing": config.gradient_checkpointing and not fsdp_checkpointing,
+    }
+
+
+def fsdp2_on_cpu(trainer: Any) -> None:
+    """Let accelerate drive FSDP2 over gloo on CPU, as it does over NCCL on GPUs.
+
+    accelerate only turns on FSDP for accelerator device types (its `AcceleratorState` keeps
+    MULTI_CPU as plain DDP), although torch's `fully_shard` runs on CPU with gloo. Marking the
+    shared state FSDP before training makes the CPU runs (tests, this machine) take the same
+    `fsdp2_prepare_model`, sharded checkpoints and resume path as a GPU run.
+    """
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    state = trainer.accelerator.state
+    if getattr(state, "fsdp_plugin", None) is not None:
+        return
+    state.distributed_type = DistributedType.FSDP
+    state.fsdp_plugin = FullyShardedDataParallelPlugin(**trainer.args.fsdp_plugin_args)
+    trainer.is_fsdp_enabled = True
+
+
+def gathered_state_dict(model: Any) -> dict[str, torch.Tensor]:
+    """Every weight of an FSDP2 model as one whole tensor, on every rank (CPU runs only).
+
+    accelerate's gather (`get_model_state_dict(..., cpu_offload=True)`) keeps, on a CPU run, views of
+    FSDP's unsharded buffers that are freed when it reshards: safetensors then reads a dead storage
+    (seen here). `full_tensor()` all-gathers each weight into a tensor of its own.
+    """
+    from torch.distributed.tensor import DTensor
+
+    return {
+        name: (tensor.full_tensor() if isinstance(tensor, DTensor) else tensor).detach().clone()
+        for name, tensor in model.state_dict().items()
     }

@@ -26,7 +26,7 @@ from datasets import Dataset
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, Trainer, set_seed
 
-from app.training.arguments import batch_shape, trainer_arguments
+from app.training.arguments import batch_shape, fsdp2_on_cpu, gathered_state_dict, trainer_arguments
 from app.training.callbacks import CheckpointInfo, NullProgress, ProgressCallback, TrainingOutputs
 from app.training.checkpoints import (
     checkpoint_step,
@@ -311,6 +311,8 @@ class FineTuneRecipe:
             on_checkpoint_saved=self.save_checkpoint,
         )
         trainer.add_callback(self._bridge)
+        if self.strategy == "fsdp2" and not torch.cuda.is_available():
+            fsdp2_on_cpu(trainer)
         if self.config.max_steps:
             trainer.args.max_steps = min(self.config.max_steps, self._epoch_based_steps(trainer))
         return trainer
@@ -327,10 +329,15 @@ class FineTuneRecipe:
 
     def _save_weights(self, trainer: Trainer, directory: Path, kind: str, metrics: dict[str, Any]) -> Path:
         assert self._tokenizer is not None
-        if self.strategy == "fsdp2":
-            # Checkpoints are sharded per rank; the delivered weights are one gathered safetensors file.
-            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
-        trainer.save_model(str(directory))
+        if self.strategy == "fsdp2" and not torch.cuda.is_available():
+            state_dict = gathered_state_dict(trainer.model)
+            if trainer.is_world_process_zero():
+                trainer.model.save_pretrained(str(directory), state_dict=state_dict)
+        else:
+            if self.strategy == "fsdp2":
+                # Checkpoints are sharded per rank; the delivered weights are one gathered safetensors file.
+                trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+            trainer.save_model(str(directory))
         if trainer.is_world_process_zero():
             # A pickle has no place in a downloadable artifact; the model card records the arguments.
             (directory / "training_args.bin").unlink(missing_ok=True)
