@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from app.training.callbacks import JsonLinesProgress, NullProgress, ProgressCallback, RunFailed
 from app.training.config import TrainingConfig
 from app.training.errors import InvalidConfigError, TrainingError
-from app.training.process import install_stop_handlers, is_rank_zero, rank, set_parent_death_signal
+from app.training.process import install_stop_handlers, is_rank_zero, rank, set_parent_death_signal, world_size
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -42,6 +42,10 @@ HOST_OOM_ADVICE = (
 )
 # torch's CPU allocator says so in a plain RuntimeError (CUDA's has torch.OutOfMemoryError).
 HOST_OOM_MARKER = "DefaultCPUAllocator: can't allocate memory"
+# A collective that failed because another rank is gone (gloo's RuntimeError, NCCL's DistBackendError).
+PEER_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "remote process exited",
+                     "NCCL communicator was aborted")  # fmt: skip
+RANK_LOST = "rank_lost"
 
 
 class ErrorReport:
@@ -110,6 +114,10 @@ def _run(config: TrainingConfig, progress: ProgressCallback, report: ErrorReport
         code = InvalidConfigError.code if stage == "setup" else TrainingError.code
         report(code, f"{type(error).__name__}: {error}")
     except Exception as error:
+        if world_size() > 1 and _peer_lost(error):
+            # Not this rank's fault: a peer died (killed, crashed) without a word; the worker retries the job.
+            report(RANK_LOST, f"another rank stopped answering: {error}")
+            return EXIT_ERROR
         if HOST_OOM_MARKER in str(error):
             # out_of_memory, not a crash: the worker does not retry it, as the next attempt would need the same.
             report("out_of_memory", _host_oom_advice(str(error)))
@@ -119,6 +127,13 @@ def _run(config: TrainingConfig, progress: ProgressCallback, report: ErrorReport
     finally:
         recipe.cleanup()
     return EXIT_ERROR
+
+
+def _peer_lost(error: Exception) -> bool:
+    # As in _run: torch.distributed loads with torch.
+    import torch.distributed
+
+    return isinstance(error, torch.distributed.DistError) or any(marker in str(error) for marker in PEER_LOST_MARKERS)
 
 
 def _host_oom_advice(error: str) -> str:

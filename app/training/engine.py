@@ -330,9 +330,10 @@ class FineTuneRecipe:
     def _save_weights(self, trainer: Trainer, directory: Path, kind: str, metrics: dict[str, Any]) -> Path:
         assert self._tokenizer is not None
         if self.strategy == "fsdp2" and not torch.cuda.is_available():
-            state_dict = gathered_state_dict(trainer.model)
+            model: Any = trainer.model
+            state_dict = gathered_state_dict(model)
             if trainer.is_world_process_zero():
-                trainer.model.save_pretrained(str(directory), state_dict=state_dict)
+                model.save_pretrained(str(directory), state_dict=state_dict)
         else:
             if self.strategy == "fsdp2":
                 # Checkpoints are sharded per rank; the delivered weights are one gathered safetensors file.
