@@ -111,7 +111,7 @@ async def test_an_out_of_memory_on_rank_one_fails_the_job_with_its_own_code(
     assert failed.status == "failed" and failed.error is not None
     assert failed.error.code == "out_of_memory", failed.error
     assert failed.error.message.startswith("rank 1: CUDA ran out of memory") and "batch_size" in failed.error.message
-    assert list(await steps_by_attempt(sessionmaker, job_id)) == [1], "not retried"
+    assert list(await steps_by_attempt(sessionmaker, job_id)) == [1], await messages(sessionmaker, job_id)
     assert not ranks(torchrun_worker.pid)
 
 
