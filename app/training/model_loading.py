@@ -46,8 +46,10 @@ def precision() -> Precision:
 
 
 def attention_implementation() -> str:
-    """flash_attention_2 on an Ampere-or-newer GPU with `flash_attn` installed (the worker image has it), else SDPA."""
-    if not torch.cuda.is_available() or importlib.util.find_spec("flash_attn") is None:
+    """flash_attention_2 on an Ampere-or-newer GPU with flash-attn's CUDA kernels installed (the worker image
+    installs its prebuilt wheel), else SDPA. `flash_attn_2_cuda` is the compiled extension: a flash-attn
+    installed without it imports its Python package but fails at the first call."""
+    if not torch.cuda.is_available() or importlib.util.find_spec("flash_attn_2_cuda") is None:
         return "sdpa"
     if torch.cuda.get_device_capability() < FLASH_MIN_CAPABILITY:
         return "sdpa"
