@@ -35,7 +35,7 @@
 # lent machine within its carry limit; it runs where the worker image (Dockerfile.worker) runs, or
 # with a prepared .venv. Each step that cannot run says why and the script goes on.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 DEVICE=cuda
 [[ "${1:-}" == "--cpu" ]] && DEVICE=cpu
 PY=python3
