@@ -21,6 +21,7 @@ from app.files.tables import File
 from app.jobs import service
 from app.jobs.schemas import EstimateObject, JobCreate
 from app.training.hyperparams import estimate, resolve_hyperparameters
+from app.training.strategy import ModelShape
 
 COUNT_TIMEOUT_SECONDS = 120
 
@@ -56,8 +57,11 @@ def resolve_and_estimate(
         service.tunable(requested), examples, tokens, method, fine_tune_type, entry.max_seq_length
     )
     resolved.update(fine_tune_type=fine_tune_type, quantization=quantization)
-    figures = estimate(examples, tokens, resolved, settings.estimate_tokens_per_second, method)
-    figures["estimated_gpu_hours"] = round(figures["estimated_seconds"] / 3600, 4)
+    # The API sees no GPU: TRAINING_PROCESSES says how many ranks a job gets (one when unset).
+    shape = ModelShape.from_parameter_count(entry.parameter_count) if entry.parameter_count else None
+    processes = settings.training_processes or 1
+    figures = estimate(examples, tokens, resolved, settings.estimate_tokens_per_second, method, processes, shape)
+    figures["estimated_gpu_hours"] = round(figures["estimated_seconds"] * processes / 3600, 4)
     return resolved, figures
 
 
@@ -110,5 +114,8 @@ async def estimate_request(
         trained_tokens=figures["trained_tokens"],
         estimated_seconds=figures["estimated_seconds"],
         estimated_gpu_hours=figures["estimated_gpu_hours"],
+        training_processes=figures["training_processes"],
+        strategy=figures["strategy"],
+        memory_per_gpu_gib=figures["memory_per_gpu_gib"],
         hyperparameters=resolved,
     )

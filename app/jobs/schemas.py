@@ -51,6 +51,8 @@ class MethodHyperparameters(BaseModel):
     eval_steps: int | None = None
     weight_decay: float | None = None
     lr_scheduler_type: str | None = None
+    optimizer: Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"] | None = None
+    activation_offloading: bool | None = None
 
 
 class MethodSection(BaseModel):
@@ -239,6 +241,11 @@ class EstimateObject(BaseModel):
     trained_tokens: int
     estimated_seconds: float
     estimated_gpu_hours: float
+    # How the job is spread (single | ddp | fsdp2, app/training/strategy.py) and what it holds per GPU:
+    # weights, gradients, optimizer_states, activations, total in GiB; null when the model's size is unknown.
+    training_processes: int
+    strategy: str
+    memory_per_gpu_gib: dict[str, float] | None
     hyperparameters: dict[str, Any]
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.training.config import ALL_LINEAR, Hyperparameters
+from app.training.config import ALL_LINEAR, OPTIMIZERS, Hyperparameters
+from app.training.strategy import ModelShape, memory_per_gpu, training_strategy
 
 AUTO = "auto"
 
@@ -76,6 +77,8 @@ def resolve_hyperparameters(
     resolved["beta"] = _float_field(given, "beta", default=0.1, low=0.0, high=None, low_inclusive=False)
     resolved["weight_decay"] = _float_field(given, "weight_decay", default=0.0, low=0.0, high=None)
     resolved["lr_scheduler_type"] = _scheduler(given)
+    resolved["optimizer"] = _choice_field(given, "optimizer", OPTIMIZERS, default="adamw_torch")
+    resolved["activation_offloading"] = _bool_field(given, "activation_offloading", default=False)
     batch_size, accumulation = _batch_shape(given, n_examples, n_tokens, resolved)
     resolved["batch_size"] = batch_size
     resolved["gradient_accumulation_steps"] = accumulation
@@ -95,22 +98,41 @@ def estimate(
     resolved: dict[str, Any],
     tokens_per_second: float,
     method: str = "supervised",
+    processes: int = 1,
+    shape: ModelShape | None = None,
 ) -> dict[str, Any]:
-    """Steps, trained tokens and seconds of a run with these resolved hyperparameters on one GPU.
+    """Steps, trained tokens, seconds, the strategy over `processes` GPUs and its memory per GPU.
 
     For dpo, `n_tokens` counts prompt+chosen and prompt+rejected (what the model processes) and the
-    time adds the reference model's forward pass.
+    time adds the reference model's forward pass. `tokens_per_second` is one GPU's; several GPUs
+    divide the time. Memory is None when the base model's shape is unknown.
     """
     if tokens_per_second <= 0:
         raise ValueError("tokens_per_second: must be positive")
     trained_tokens = n_tokens * int(resolved["n_epochs"])
-    seconds = trained_tokens / tokens_per_second
+    seconds = trained_tokens / tokens_per_second / max(1, processes)
     if method == "dpo":
         seconds *= DPO_COMPUTE_FACTOR
+    quantization = resolved.get("quantization")
+    memory = None
+    if shape is not None:
+        memory = memory_per_gpu(
+            shape,
+            resolved.get("fine_tune_type", "lora"),
+            quantization,
+            processes,
+            micro_batch_tokens=int(resolved["batch_size"]) * int(resolved["max_seq_length"]),
+            lora_r=int(resolved["lora_r"]),
+            optimizer=resolved.get("optimizer", "adamw_torch"),
+            activation_offloading=bool(resolved.get("activation_offloading")),
+        ).as_dict()
     return {
-        "total_steps": total_steps(n_examples, n_tokens, resolved),
+        "total_steps": total_steps(n_examples, n_tokens, resolved, processes),
         "trained_tokens": trained_tokens,
         "estimated_seconds": round(seconds, 1),
+        "training_processes": max(1, processes),
+        "strategy": training_strategy(processes, quantization),
+        "memory_per_gpu_gib": memory,
     }
 
 
@@ -131,9 +153,10 @@ def sequences_per_epoch(n_examples: int, n_tokens: int, resolved: dict[str, Any]
     return n_examples
 
 
-def total_steps(n_examples: int, n_tokens: int, resolved: dict[str, Any]) -> int:
+def total_steps(n_examples: int, n_tokens: int, resolved: dict[str, Any], processes: int = 1) -> int:
     """Optimizer steps over all epochs, counted the way transformers' Trainer counts them."""
-    batches = math.ceil(sequences_per_epoch(n_examples, n_tokens, resolved) / resolved["batch_size"])
+    per_step = resolved["batch_size"] * max(1, processes)
+    batches = math.ceil(sequences_per_epoch(n_examples, n_tokens, resolved) / per_step)
     steps_per_epoch = max(1, math.ceil(batches / resolved["gradient_accumulation_steps"]))
     return steps_per_epoch * int(resolved["n_epochs"])
 
@@ -212,6 +235,13 @@ def _float_field(
         bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
         raise ValueError(f"{name}: must be {bound}, got {value!r}")
     return float(value)
+
+
+def _choice_field(given: dict[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = given.get(name, default)
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
 
 
 def _bool_field(given: dict[str, Any], name: str, default: bool) -> bool:

@@ -33,6 +33,8 @@ EXIT_OK, EXIT_ERROR = 0, 1  # the trainer's exit codes (app/training/__main__.py
 RESULTS_PURPOSE = "fine-tune-results"
 # Errors another attempt would meet again: the job fails at once.
 FINAL_ERRORS = ("out_of_memory", "invalid_config", "missing_chat_template")
+# A torchrun rank whose peer died without reporting (killed, crashed hard): retried like a killed trainer.
+RETRIED_ERRORS = ("rank_lost",)
 
 
 async def conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float, gpus: int) -> str:
@@ -56,7 +58,7 @@ async def conclude(context: WorkerContext, state: RunState, return_code: int, el
     # it could install its handler, and a cancelled job must never be re-queued.
     if return_code != EXIT_OK and (state.cancel or state.pause):
         return await _stopped(context, state)
-    if state.error is not None:
+    if state.error is not None and state.error.code not in RETRIED_ERRORS:
         code = state.error.code or "training_error"
         if code in FINAL_ERRORS or return_code == EXIT_ERROR:
             await record.fail(context, job, state.attempt, code, state.error.message)
