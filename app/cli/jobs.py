@@ -248,7 +248,8 @@ def list_jobs(
         return
     rows = [[job["id"], job.get("model"), job.get("status"), _progress_text(job.get("progress") or {}),
              job.get("fine_tuned_model"), timestamp(job.get("created_at"))] for job in jobs]  # fmt: skip
-    state.out.print(table(["ID", "MODEL", "STATUS", "PROGRESS", "FINE-TUNED MODEL", "CREATED"], rows))
+    columns = ["ID", "MODEL", "STATUS", "PROGRESS", "FINE-TUNED MODEL", "CREATED"]
+    state.out.print(table(columns, rows, ids=("ID", "MODEL", "FINE-TUNED MODEL")))
 
 
 def fetch_pages(state: CliState, path: str, limit: int, all_pages: bool) -> list[dict[str, Any]]:

@@ -41,6 +41,11 @@ def model_path(model: str, suffix: str = "") -> str:
     return f"/v1/models/{path_segment(model)}{suffix}"
 
 
+def weights_of(model: dict[str, Any]) -> list[str]:
+    """What a model's weights are: its artifacts, or a checkpoint (`ft:…:ckpt-step-N`)."""
+    return list(model.get("artifacts") or (["checkpoint"] if model.get("checkpoint") else []))
+
+
 @models_app.command("list")
 def list_models(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Base models open for fine-tuning and your fine-tuned models."""
@@ -49,9 +54,9 @@ def list_models(ctx: typer.Context, json_output: JsonOption = False) -> None:
     if state.json:
         emit_json(page)
         return
-    rows = [[model["id"], model.get("owned_by"), model.get("parent"), ", ".join(model.get("artifacts") or []),
+    rows = [[model["id"], model.get("owned_by"), model.get("parent"), ", ".join(weights_of(model)),
              timestamp(model.get("created"))] for model in page["data"]]  # fmt: skip
-    state.out.print(table(["ID", "OWNED BY", "BASE", "WEIGHTS", "CREATED"], rows))
+    state.out.print(table(["ID", "OWNED BY", "BASE", "WEIGHTS", "CREATED"], rows, ids=("ID", "OWNED BY", "BASE")))
 
 
 @models_app.command("show")

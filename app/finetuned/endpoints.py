@@ -13,16 +13,26 @@ from app.audit.service import mark_resource
 from app.catalog.tables import CatalogEntry
 from app.core.errors import NotFound
 from app.finetuned import service
-from app.finetuned.tables import FineTunedModel
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"description": "OpenAI error object"} for code in (400, 401, 404)}
 ArtifactKind = Annotated[Literal["adapter", "merged", "model"], Query()]
 
 
-def model_object(row: CatalogEntry | FineTunedModel) -> dict[str, Any]:
+def model_object(row: service.AnyModel) -> dict[str, Any]:
     if isinstance(row, CatalogEntry):
         return {"id": row.id, "object": "model", "created": int(row.created_at.timestamp()), "owned_by": row.owned_by}
+    if isinstance(row, service.CheckpointModel):
+        checkpoint, job = row.checkpoint, row.job
+        return {
+            "id": row.id,
+            "object": "model",
+            "created": int(checkpoint.created_at.timestamp()),
+            "owned_by": job.organization_id,
+            "parent": job.fine_tuned_model,
+            "job_id": job.id,
+            "checkpoint": {"id": checkpoint.id, "step_number": checkpoint.step_number},
+        }
     return {
         "id": row.id,
         "object": "model",
@@ -37,9 +47,9 @@ def model_object(row: CatalogEntry | FineTunedModel) -> dict[str, Any]:
 
 @router.get("", responses=ERRORS)
 async def list_models(session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep) -> dict[str, Any]:
-    """Base models open for fine-tuning and the fine-tuned models the caller may see."""
-    base, tuned = await service.list_visible(session, authorizer, principal)
-    rows: list[CatalogEntry | FineTunedModel] = [*base, *tuned]
+    """Base models open for fine-tuning, and the fine-tuned models and checkpoint models the caller may see."""
+    base, tuned, checkpoints = await service.list_visible(session, authorizer, principal)
+    rows: list[service.AnyModel] = [*base, *tuned, *checkpoints]
     return {"object": "list", "data": [model_object(row) for row in rows]}
 
 
@@ -87,7 +97,8 @@ async def retrieve_model(
 @router.delete("/{model:path}", responses=ERRORS)
 async def delete_model(request: Request, session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep,
                        model: str) -> dict[str, Any]:  # fmt: skip
-    """Delete a fine-tuned model and its weights."""
-    row = await service.delete(session, authorizer, principal, model)
-    mark_resource(request, "model", row.id)
-    return {"id": row.id, "object": "model", "deleted": True}
+    """Delete a fine-tuned model (or a checkpoint model) and its weights; its checkpoint models stay, listed here."""
+    deleted, kept = await service.delete(session, authorizer, principal, model)
+    mark_resource(request, "model", deleted)
+    # Beyond OpenAI's answer: the checkpoint models of the job, which are models of their own and stay.
+    return {"id": deleted, "object": "model", "deleted": True, "checkpoint_models_kept": kept}

@@ -21,7 +21,7 @@ from app.files import repository as files
 from app.files.tables import File
 from app.jobs import events, repository
 from app.jobs.events import NewEvent
-from app.jobs.schemas import TERMINAL_STATUSES, JobCreate, MetadataFilter, fine_tuned_model_name
+from app.jobs.schemas import TERMINAL_STATUSES, JobCreate, MetadataFilter, fine_tuned_model_name, shown_status
 from app.jobs.tables import Checkpoint, Job, JobEvent
 from app.training.hyperparams import resolve_hyperparameters
 from app.users import repository as users
@@ -42,11 +42,19 @@ def tunable(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in hyperparameters.items() if key not in RECIPE_FIELDS}
 
 
+class JobStopping(Conflict):
+    """The worker is still saving the checkpoint a stop asked for; the SDKs retry this one by themselves."""
+
+    code = "job_stopping"
+    retry = True
+
+
 async def _usable_file(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str, param: str, method: str
 ) -> File:
     row = await files.get_live(session, file_id)
-    if row is None or not await authorizer.check(principal, Kind.FILE, file_id, resource_attributes(row), "read"):
+    # `use` (policies/resources/file.yaml): the owner's files and, as on OpenAI, those of the organization.
+    if row is None or not await authorizer.check(principal, Kind.FILE, file_id, resource_attributes(row), "use"):
         raise NotFound(f"No such file: '{file_id}'", param=param, code="file_not_found")
     if row.purpose != "fine-tune":
         raise BadRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
@@ -95,8 +103,19 @@ def _check_hyperparameters(body: JobCreate, training: File, entry: CatalogEntry)
     return requested
 
 
+def _check_example_count(training: File, minimum: int) -> None:
+    """OpenAI's rule, checked at job creation: a training file holds at least `minimum` examples."""
+    examples = int(training.statistics.get("examples", 0))
+    if examples < minimum:
+        raise BadRequest(
+            f"Training file '{training.id}' has {examples} example(s); a fine-tuning job needs at least {minimum}.",
+            param="training_file",
+            code="invalid_n_examples",
+        )
+
+
 async def check_request(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, body: JobCreate
+    session: AsyncSession, authorizer: Authorizer, principal: Principal, body: JobCreate, min_examples: int
 ) -> tuple[CatalogEntry, File, File | None, dict[str, Any]]:
     """Every check a create (or an estimate) makes before anything is written."""
     if body.integrations:
@@ -104,6 +123,7 @@ async def check_request(
     entry = await _usable_model(session, body.model)
     method = body.method_type()
     training = await _usable_file(session, authorizer, principal, body.training_file, "training_file", method)
+    _check_example_count(training, min_examples)
     validation = None
     if body.validation_file:
         validation = await _usable_file(session, authorizer, principal, body.validation_file, "validation_file", method)
@@ -112,10 +132,13 @@ async def check_request(
 
 
 async def create(resources: Resources, session: AsyncSession, principal: Principal, body: JobCreate) -> Job:
-    job_id = ids.job_id()
     attrs = {"owner_id": principal.id, "organization_id": principal.organization_id}
-    await resources.authorizer.require(principal, Kind.FINE_TUNING_JOB, job_id, attrs, "create")
-    _, training, validation, requested = await check_request(session, resources.authorizer, principal, body)
+    # Refused as a 403 without an id: no job exists, so none may be named (the id is drawn only once allowed).
+    await resources.authorizer.require_create(principal, Kind.FINE_TUNING_JOB, attrs)
+    job_id = ids.job_id()
+    _, training, validation, requested = await check_request(
+        session, resources.authorizer, principal, body, resources.settings.min_training_examples
+    )
     await check_concurrent_jobs(session, principal)
     job = Job(
         id=job_id,
@@ -179,31 +202,53 @@ async def transition(
 
 
 async def cancel(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
-    job = await get(session, resources.authorizer, principal, job_id, "cancel")
-    if job.status in TERMINAL_STATUSES:
-        raise Conflict(f"Job '{job_id}' has already {job.status}; it cannot be cancelled.", param="fine_tuning_job_id")
-    if job.status == "running":
-        # The worker turns this into SIGTERM; the trainer saves a checkpoint and the job ends cancelled.
-        return await transition(resources, session, job, {"cancel_requested": True}, ("running",),
-                                 "Cancellation requested")  # fmt: skip
-    values = {"status": "cancelled", "cancel_requested": True, "finished_at": utcnow()}
-    return await transition(resources, session, job, values, ("validating_files", "queued", "paused"), "Job cancelled")
+    return await cancel_job(resources, session, await get(session, resources.authorizer, principal, job_id, "cancel"))
+
+
+async def cancel_job(resources: Resources, session: AsyncSession, job: Job, *, again: bool = True) -> Job:
+    """Cancel a job the caller may cancel (its owner, or the admin API's job control): `cancelled` at once.
+
+    A running job keeps its worker until the trainer has saved a checkpoint; the worker then writes
+    the row (`shown_status` answers `cancelled` meanwhile). `again`: the row changed under us once.
+    """
+    status = shown_status(job)
+    if status in TERMINAL_STATUSES:
+        raise Conflict(f"Job '{job.id}' has already {status}; it cannot be cancelled.", param="fine_tuning_job_id")
+    try:
+        if job.status == "running":
+            # The worker turns this into SIGTERM; the trainer saves a checkpoint and the job ends cancelled.
+            return await transition(resources, session, job, {"cancel_requested": True}, ("running",),
+                                     "Cancellation requested")  # fmt: skip
+        values = {"status": "cancelled", "cancel_requested": True, "finished_at": utcnow()}
+        return await transition(resources, session, job, values, ("validating_files", "queued", "paused"),
+                                 "Job cancelled")  # fmt: skip
+    except Conflict:
+        if again:  # a worker moved it meanwhile (claimed, or finished its pause): decide on what it is now
+            return await cancel_job(resources, session, job, again=False)
+        raise
 
 
 async def pause(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
+    """`paused` at once; a running job's worker stops the trainer at a checkpoint and then writes the row."""
     job = await get(session, resources.authorizer, principal, job_id, "pause")
-    if job.status == "running":
+    status = shown_status(job)
+    if status == "running":
         return await transition(resources, session, job, {"pause_requested": True}, ("running",), "Pause requested")
-    if job.status == "queued":
+    if status == "queued":
         return await transition(resources, session, job, {"status": "paused"}, ("queued",), "Job paused")
-    raise Conflict(f"Job '{job_id}' is {job.status}; only a queued or running job can be paused.",
+    raise Conflict(f"Job '{job_id}' is {status}; only a queued or running job can be paused.",
                    param="fine_tuning_job_id")  # fmt: skip
 
 
 async def resume(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
     job = await get(session, resources.authorizer, principal, job_id, "resume")
+    if job.status == "running" and shown_status(job) == "paused":
+        # Another attempt may not start while this one still writes its checkpoint.
+        raise JobStopping(f"Job '{job_id}' is still saving the checkpoint it pauses at; resume it in a few seconds.",
+                          param="fine_tuning_job_id", headers={"Retry-After": "2"})  # fmt: skip
     if job.status != "paused":
-        raise Conflict(f"Job '{job_id}' is {job.status}; only a paused job can be resumed.", param="fine_tuning_job_id")
+        raise Conflict(f"Job '{job_id}' is {shown_status(job)}; only a paused job can be resumed.",
+                       param="fine_tuning_job_id")  # fmt: skip
     values = {"status": "queued", "pause_requested": False, "enqueued_at": utcnow()}
     job = await transition(
         resources, session, job, values, ("paused",), "Job resumed; continuing from the latest checkpoint"
