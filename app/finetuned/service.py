@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import Authorizer, Kind, Principal
+from app.authz import Authorizer, Forbidden, Kind, Principal
+from app.authz.errors import refused
 from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
 from app.core.database import utcnow
@@ -75,7 +76,12 @@ async def get_checkpoint_model(
     if found is None:
         raise _unknown(model_id)
     checkpoint, job = found
-    await authorizer.require_row(principal, Kind.CHECKPOINT, model_id, checkpoint, action, attrs_from=job)
+    try:
+        await authorizer.require_row(principal, Kind.CHECKPOINT, model_id, checkpoint, action, attrs_from=job)
+    except Forbidden:  # worded as the model it is here, like every other answer about a model
+        raise refused(Kind.MODEL, model_id, action) from None
+    except NotFound:
+        raise _unknown(model_id) from None
     return CheckpointModel(checkpoint, job)
 
 

@@ -28,9 +28,7 @@ from jsonschema.exceptions import ValidationError
 VENDORED = Path(__file__).with_name("openai_schemas.json")
 REF_PREFIX = "#/components/schemas/"
 # (schema, property, value added to its enum, why): kept small, and each one argued.
-AMENDMENTS = (
-    ("FineTuningJob", "status", "paused", "the spec's pauseFineTuningJob example answers status 'paused'"),
-)
+AMENDMENTS = (("FineTuningJob", "status", "paused", "the spec's pauseFineTuningJob example answers status 'paused'"),)
 
 
 def to_json_schema(node: Any) -> Any:
