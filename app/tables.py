@@ -10,6 +10,7 @@ from app.core.database import Base
 from app.core.outbox import OutboxMessage
 from app.files.tables import File
 from app.finetuned.tables import FineTunedModel
+from app.inference.tables import InferenceRateLimit, InferenceUsage
 from app.jobs.tables import Checkpoint, Job, JobEvent
 from app.users.tables import ApiKey, Organization, Quota, User
 
@@ -21,6 +22,8 @@ __all__ = [
     "Checkpoint",
     "File",
     "FineTunedModel",
+    "InferenceRateLimit",
+    "InferenceUsage",
     "Job",
     "JobEvent",
     "Organization",

@@ -19,6 +19,7 @@ from app.admin.catalog import endpoints as catalog
 from app.admin.jobs import endpoints as jobs
 from app.admin.quotas import endpoints as quotas
 from app.admin.registry import endpoints as registry
+from app.inference import admin_endpoints as serving
 
 routers: list[APIRouter] = [
     accounts.router,
@@ -27,6 +28,7 @@ routers: list[APIRouter] = [
     jobs.router,
     fleet.router,
     registry.router,
+    serving.router,
     audit.router,
     health.router,
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -164,20 +164,35 @@ def health_routes(app: FastAPI) -> None:
     @app.get("/ready", tags=["health"], summary="Readiness", responses={503: {"description": "A dependency is down"}})
     async def ready(request: Request) -> JSONResponse:
         """Every dependency answers; 503 names those that do not."""
-        checks = await check_dependencies(request.app.state.resources)
+        resources: Resources = request.app.state.resources
+        checks = await check_dependencies(resources, resources.extras.get("ready_checks"))  # type: ignore[arg-type]
         down = [check["name"] for check in checks if check["status"] != "ok"]
         body = {"status": "ok" if not down else "unavailable", "down": down, "checks": checks}
         return JSONResponse(body, status_code=503 if down else 200, headers={"Retry-After": "5"} if down else None)
 
 
-def create_app(title: str, api_name: str, routers: list[Any], settings: Settings | None = None) -> FastAPI:
+# A domain's own clients for the process (entered after the shared ones, left before they close); one may
+# add /ready checks under resources.extras["ready_checks"].
+Extension = Callable[[Resources], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    title: str,
+    api_name: str,
+    routers: list[Any],
+    settings: Settings | None = None,
+    extensions: Sequence[Extension] = (),
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or get_settings()
         configure_logging(current.log_level)
         app.state.resources = Resources.create(current)
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for extension in extensions:
+                    await stack.enter_async_context(extension(app.state.resources))
+                yield
         finally:
             await app.state.resources.close()
 

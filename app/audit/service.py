@@ -16,9 +16,16 @@ def mark_resource(request: Request, resource_type: str, resource_id: str, **deta
     request.state.audit_resource = (resource_type, resource_id, details or None)
 
 
+def skip_audit(request: Request) -> None:
+    """A POST that changes nothing (a chat completion: a read with a body) gets no audit row."""
+    request.state.audit_skip = True
+
+
 async def record_request(
     sessionmaker: async_sessionmaker[AsyncSession], request: Request, status_code: int, api_name: str
 ) -> None:
+    if getattr(request.state, "audit_skip", False):
+        return
     principal = getattr(request.state, "principal", None)
     resource_type, resource_id, details = getattr(request.state, "audit_resource", (None, None, None))
     route = request.scope.get("route")

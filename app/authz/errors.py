@@ -20,6 +20,7 @@ _NOT_FOUND_WORDING: dict[Kind, tuple[str, str]] = {
     Kind.CHECKPOINT: ("checkpoint", "checkpoint_id"),
     Kind.MODEL: ("model", "model"),
     Kind.BASE_MODEL: ("model", "model"),
+    Kind.SERVED_MODEL: ("model", "model"),
 }
 
 
@@ -33,7 +34,7 @@ def hidden(kind: Kind, resource_id: str) -> NotFound:
     """The 404 for an object that is missing or that the caller may not see: the two must match."""
     noun, param = _NOT_FOUND_WORDING.get(kind, (str(kind).replace("_", " "), "id"))
     error = not_found(noun, resource_id, param=param)
-    if kind in (Kind.MODEL, Kind.BASE_MODEL):
+    if kind in (Kind.MODEL, Kind.BASE_MODEL, Kind.SERVED_MODEL):
         error.code = "model_not_found"  # what OpenAI answers for an unknown model
     return error
 

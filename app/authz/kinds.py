@@ -13,6 +13,7 @@ class Kind(StrEnum):
     CHECKPOINT = "checkpoint"
     MODEL = "model"  # a fine-tuned model
     BASE_MODEL = "base_model"  # the catalog: users read allowed entries, admins manage it
+    SERVED_MODEL = "served_model"  # a model to generate with (chat completions), and serving's admin views
     # Admin API: admin does everything, operator reads and lists, user nothing.
     ORGANIZATION = "organization"
     USER = "user"
@@ -26,7 +27,7 @@ class Kind(StrEnum):
 
 # Every `R.attr.*` a policy reads. `check` sends these, `list_filter` maps them to columns:
 # one list keeps a single check and a filtered list in agreement.
-POLICY_ATTRIBUTES = ("owner_id", "organization_id", "allowed")
+POLICY_ATTRIBUTES = ("owner_id", "organization_id", "allowed", "model_kind")
 
 
 def resource_attributes(row: Any) -> dict[str, Any]:

@@ -83,13 +83,16 @@ class ApiClient:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: httpx.Timeout | None = None,
+        method: str = "GET",
+        json: Any = None,
     ) -> Iterator[httpx.Response]:
-        """A GET whose body is read by the caller; errors while reading it are translated too."""
+        """A request whose body is read by the caller; errors while reading it are translated too."""
         with self._translated(path):
             request = self._http.build_request(
-                "GET",
+                method,
                 path,
                 params=_clean(params),
+                json=json,
                 headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )

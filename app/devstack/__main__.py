@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from app.core.config import get_settings
 from app.core.migrations import check_database, upgrade_head
-from app.devstack.bootstrap import bootstrap
+from app.devstack.bootstrap import DEMO_MODEL_ID, bootstrap
 from app.devstack.processes import CrashLoopError, RestartPolicy
 from app.devstack.stack import Ports, Stack, configured_urls
 from app.training.tiny_model import build_tiny_model
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-only", action="store_true", help="only check that DATABASE_URL answers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The readiness polls (the engine takes a minute to load) would print a line each.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     configured = configured_urls()
     if "DATABASE_URL" in configured:
         check_database(configured["DATABASE_URL"])
@@ -71,20 +74,30 @@ def _run(stack: Stack, stopping: object) -> int:
     upgrade_head(env["DATABASE_URL"])
     demo_model = build_tiny_model(stack.data_dir / "models" / "base" / "tiny-llama-demo")
     keys = asyncio.run(bootstrap(settings, stack.data_dir / "first-keys.env", demo_model))
+    # Configured engines (real vLLM servers) are used as they are; else the demo model gets one here.
+    engines = json.loads(os.environ.get("INFERENCE_ENGINES") or "{}")
+    if not engines:
+        max_loras = settings.inference_max_loras
+        stack.start_inference(DEMO_MODEL_ID, demo_model, stack.ports.inference, max_loras)
+        engines = {DEMO_MODEL_ID: f"http://127.0.0.1:{stack.ports.inference}"}
+    stack.env["INFERENCE_ENGINES"] = json.dumps(engines)
     stack.start_api("user")
     stack.start_api("admin")
     stack.start_worker("gpu")
     stack.start_worker("cpu")
-    stack.wait_ready(stack.ports.user_api)
-    stack.wait_ready(stack.ports.admin_api)
+    # /ready includes the engine: both APIs answer 200 once the demo model is served.
+    stack.wait_ready(stack.ports.user_api, timeout=300)
+    stack.wait_ready(stack.ports.admin_api, timeout=300)
     print(f"\nFine-tuning MLOps is up in {time.monotonic() - started:.0f}s (state in {stack.data_dir})")
     print(f"  user API   http://127.0.0.1:{stack.ports.user_api}/v1   (docs: /docs)")
     print(f"  console    http://127.0.0.1:{stack.ports.user_api}/   (sign in with USER_API_KEY)")
     print(f"  admin API  http://127.0.0.1:{stack.ports.admin_api}/admin/v1   (127.0.0.1 only)")
     print(f"  MLflow     {env['MLFLOW_TRACKING_URI']}")
     print(f"  Cerbos     {env['CERBOS_URL']}")
+    for served, url in engines.items():
+        print(f"  vLLM       {url}   (serves {served} and its fine-tuned adapters)")
     print(f"  logs       {stack.log_dir}")
-    print("  demo base model: tiny-llama-demo")
+    print(f"  demo base model: {DEMO_MODEL_ID} (fine-tune it, then chat with it: finetune chat MODEL)")
     if keys is not None:
         print("\nFirst keys (shown once; also in data/first-keys.env, mode 600):")
         print(f"ADMIN_API_KEY={keys.admin}")

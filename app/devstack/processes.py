@@ -59,8 +59,12 @@ class ManagedProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         user: str | None = None,
+        own_group: bool = False,
     ) -> None:
         self.name = name
+        # A server that spawns workers of its own (vLLM's engine core) runs in its own process group, so
+        # the workers a crash left behind are ended before it starts again and when the stack stops.
+        self.own_group = own_group
         self.argv = list(argv)
         self.log_path = log_path
         self.env = env
@@ -69,6 +73,7 @@ class ManagedProcess:
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
+        self._end_group()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         try:
@@ -81,6 +86,7 @@ class ManagedProcess:
                 cwd=self.cwd,
                 user=self.user,
                 preexec_fn=die_with_parent,
+                process_group=0 if self.own_group else None,
             )
         finally:
             log.close()
@@ -99,6 +105,7 @@ class ManagedProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
+            self._end_group()
             return
         self.popen.send_signal(sig)
         try:
@@ -106,6 +113,13 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(5)
+        self._end_group()
+
+    def _end_group(self) -> None:
+        """SIGKILL what is left of this process's group (its own workers, orphaned by a crash)."""
+        if self.own_group and self.popen is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no clean-up runs."""

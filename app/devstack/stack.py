@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
 
 from app.devstack.cerbos import CerbosServer
+from app.devstack.inference import engine_argv, engine_env
 from app.devstack.mlflow_server import EmbeddedMlflow
 from app.devstack.postgres import EmbeddedPostgres
 from app.devstack.processes import ManagedProcess, child_env, free_port, wait_until
@@ -35,10 +36,11 @@ class Ports:
     vectors: int = 6333
     user_api: int = 8080
     admin_api: int = 8010
+    inference: int = 8000  # the vLLM engine of the demo model (127.0.0.1 only)
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(8)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 @dataclass
@@ -130,9 +132,12 @@ class Stack:
 
     # --- platform processes --------------------------------------------------------------------
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, own_group: bool = False
+    ) -> ManagedProcess:
+        log_path = self.log_dir / f"{name}.log"
         process = ManagedProcess(
-            name, argv, self.log_dir / f"{name}.log", env=child_env(env or self.env), cwd=REPO_ROOT
+            name, argv, log_path, env=child_env(env or self.env), cwd=REPO_ROOT, own_group=own_group
         ).start()
         self.processes.append(process)
         return process
@@ -186,6 +191,17 @@ class Stack:
                 "--loglevel=INFO",
             ]
         return self.spawn(f"worker-{queue}", argv, {**self.env, **(extra_env or {})})
+
+    def start_inference(
+        self, served_name: str, model_path: Path, port: int | None = None, max_loras: int = 4
+    ) -> ManagedProcess:
+        """Start a vLLM engine serving `model_path` as `served_name` at http://127.0.0.1:`port`.
+
+        Not waited for (it loads in tens of seconds); /ready of the APIs says when it answers.
+        """
+        port = port or self.ports.inference
+        argv = engine_argv(model_path, served_name, port, max_loras)
+        return self.spawn(f"inference-{port}", argv, {**self.env, **engine_env()}, own_group=True)
 
     def wait_ready(self, port: int, timeout: float = 60.0) -> None:
         url = f"http://127.0.0.1:{port}/ready"

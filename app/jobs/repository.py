@@ -310,3 +310,19 @@ async def mark_checkpoint_deleted(session: AsyncSession, job_id: str, path: str)
     await session.execute(
         update(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.path == path).values(deleted=True)
     )
+
+
+async def named_by(session: AsyncSession, base_model: str, job_id_tail: str) -> Job | None:
+    """The job a model name ends with (`ft:{base}:{org}:{suffix}:{last 8 characters of the job id}`)."""
+    if not job_id_tail:
+        return None
+    query = select(Job).where(Job.model == base_model, Job.id.endswith(job_id_tail, autoescape=True))
+    return (await session.scalars(query.limit(1))).first()
+
+
+async def checkpoint_at_step(session: AsyncSession, job_id: str, step: int) -> Checkpoint | None:
+    """The kept checkpoint of `step` (of the latest attempt that saved one)."""
+    query = select(Checkpoint).where(
+        Checkpoint.job_id == job_id, Checkpoint.step_number == step, Checkpoint.deleted.is_(False)
+    )
+    return (await session.scalars(query.order_by(Checkpoint.created_at.desc()).limit(1))).first()

@@ -1,7 +1,8 @@
 """A tiny Llama-architecture model with a locally trained tokenizer, for tests and the demo.
 
-Random weights (~250K parameters), a byte-level BPE tokenizer trained here on English
-text generated in code, and a Llama-3-style chat template whose assistant turns are
+Random weights (~250K parameters; one attention head of dimension 64: the
+CPU build of vLLM, the embedded serving engine, refuses 16), a byte-level BPE tokenizer trained
+here on English text generated in code, and a Llama-3-style chat template whose assistant turns are
 wrapped in `{% generation %}` so assistant-only loss works. Saved with `save_pretrained`,
 so it loads through the very `from_pretrained` path a real model takes. Nothing is
 downloaded: it works with HF_HUB_OFFLINE=1.
@@ -274,8 +275,9 @@ def _save_model(directory: Path) -> None:
         hidden_size=64,
         intermediate_size=256,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        # One head of 64: vLLM's CPU attention (the embedded serving engine) refuses head_dim 16.
+        num_attention_heads=1,
+        num_key_value_heads=1,
         max_position_embeddings=2048,
         tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,

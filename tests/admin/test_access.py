@@ -35,7 +35,7 @@ def test_the_sweep_covers_every_topic(stack: object) -> None:
     routes = admin_routes()
     paths = {path for _, path in routes}
     for topic in ("users", "organizations", "api-keys", "quota", "base-models", "jobs", "fleet", "models",
-                  "registry", "audit-log", "health"):  # fmt: skip
+                  "registry", "audit-log", "health", "serving"):  # fmt: skip
         assert any(topic in path for path in paths), topic
     assert len(routes) >= 35
 

@@ -61,6 +61,9 @@ TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
     "GET /v1/models/{model}/download":                                    (200, 200, 404, 404, 200, 401),
     "GET /v1/models/{model}/file?path=adapter_config.json":               (200, 200, 404, 404, 200, 401),
     "DELETE /v1/models/{new_model}":                                      (200, 403, 404, 404, 200, 401),
+    # Asked of the owner's fine-tuned model. This harness's API has no engine: those allowed hear 404
+    # model_not_served, the outsider and the operator 404 model_not_found (tests/inference has the engine).
+    "POST /v1/chat/completions":                                          (404, 404, 404, 404, 404, 401),
 }
 # fmt: on
 
@@ -139,6 +142,11 @@ LISTS = {"GET /v1/files": "file", "GET /v1/fine_tuning/jobs": "job", "GET /v1/mo
 FRESH = ("new_file", "new_queued_job", "new_paused_job", "new_model")
 
 
+def _strangers_headers(world: World) -> set[str]:
+    """The callers who may not read the owner's model: the outsider, and the operator (no tenant objects)."""
+    return {str(world.people[role].headers["Authorization"]) for role in ("outsider", "operator")}
+
+
 def _headers(world: World, role: str) -> dict[str, str]:
     return world.people[role].headers if role in world.people else {}
 
@@ -150,6 +158,13 @@ def _send(http: httpx.Client, request: str, targets: dict[str, str], world: Worl
         return http.post(path, files={"file": ("mine.jsonl", jsonl(chat_lines(3)))}, data={"purpose": "fine-tune"})
     if request in JOB_BODY_REQUESTS:
         return http.post(path, json={"model": world.base, "training_file": world.shared["file"]})
+    if request == "POST /v1/chat/completions":
+        response = http.post(path, json={"model": targets["model"], "messages": [{"role": "user", "content": "hi"}]})
+        if response.status_code == 404:  # allowed or not shows in the code: a stranger's is a plain not-found
+            stranger = http.headers.get("authorization") in _strangers_headers(world)
+            expected = "model_not_found" if stranger else "model_not_served"
+            assert response.json()["error"]["code"] == expected, response.text
+        return response
     return http.request(method, path)
 
 

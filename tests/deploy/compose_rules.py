@@ -37,6 +37,7 @@ EXPECTED_SERVICES = {
     "cerbos",
     "qdrant",
     "flower",
+    "inference",
 }
 # (host address, host port, container port) of every published port.
 PUBLISHED_PORTS = {
@@ -45,7 +46,7 @@ PUBLISHED_PORTS = {
     "mlflow": {("127.0.0.1", 5000, 5000)},
     "flower": {("127.0.0.1", 5555, 5555)},
 }
-EXPOSED_PORTS = {"postgres": {5432}, "redis": {6379}, "cerbos": {3592, 3593}, "qdrant": {6333}}
+EXPOSED_PORTS = {"postgres": {5432}, "redis": {6379}, "cerbos": {3592, 3593}, "qdrant": {6333}, "inference": {8000}}
 SHARED_DATA_SERVICES = ("admin-api", "user-api", "celery-worker", "celery-worker-cpu")
 NAMED_VOLUMES = {
     "postgres_data": {"postgres": "/var/lib/postgresql/data"},
@@ -215,6 +216,24 @@ def rule_cpu_worker(compose: Compose) -> list[str]:
     return [] if actual == CPU_WORKER_COMMAND else [f"celery-worker-cpu command is {actual!r}"]
 
 
+def rule_inference(compose: Compose) -> list[str]:
+    """The vLLM engine: on a GPU, LoRA loadable at run time, adapters read-only where the API sees them."""
+    engine = services(compose).get("inference", {})
+    problems = []
+    devices = (((engine.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices") or []
+    if not any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices):
+        problems.append("inference has no GPU reservation")
+    command = command_line(engine)
+    for option in ("--enable-lora", "--served-model-name ${INFERENCE_MODEL_ID}", "--trust-request-chat-template"):
+        if option not in command:
+            problems.append(f"inference command lacks {option!r}")
+    if str((engine.get("environment") or {}).get("VLLM_ALLOW_RUNTIME_LORA_UPDATING")) != "True":
+        problems.append("inference does not allow runtime LoRA loading")
+    if "finetuning_models:/data/models/finetuned:ro" not in [str(entry) for entry in engine.get("volumes") or []]:
+        problems.append("inference does not mount the fine-tuned models read-only at /data/models/finetuned")
+    return problems
+
+
 def rule_redis(compose: Compose) -> list[str]:
     command = command_line(services(compose).get("redis", {}))
     problems = []
@@ -336,6 +355,7 @@ RULES: tuple[Rule, ...] = (
     rule_named_volumes,
     rule_gpu_worker,
     rule_cpu_worker,
+    rule_inference,
     rule_redis,
     rule_mlflow,
     rule_networks,

@@ -111,6 +111,18 @@ def _no_migrations_first(compose: dict[str, Any]) -> None:
     del compose["services"]["celery-worker-cpu"]["depends_on"]["migrate"]
 
 
+def _published_engine(compose: dict[str, Any]) -> None:
+    compose["services"]["inference"]["ports"] = ["127.0.0.1:8000:8000"]
+
+
+def _engine_without_gpu(compose: dict[str, Any]) -> None:
+    del compose["services"]["inference"]["deploy"]["resources"]["reservations"]
+
+
+def _engine_on_public_network(compose: dict[str, Any]) -> None:
+    compose["services"]["inference"]["networks"].append("public")
+
+
 MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("no redis healthcheck", _remove_healthcheck, "redis has no healthcheck"),
     ("user-api on 8081", _move_user_port, "user-api publishes"),
@@ -128,6 +140,9 @@ MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("secret in the file", _inline_secret, "secret REDISCLI_AUTH"),
     ("postgres as root", _root_user, "postgres: runs as root"),
     ("worker before migrations", _no_migrations_first, "celery-worker-cpu does not wait for the migrations"),
+    ("engine published", _published_engine, "inference publishes"),
+    ("engine without GPU", _engine_without_gpu, "inference has no GPU reservation"),
+    ("engine on a public network", _engine_on_public_network, "inference joins ['public']"),
 ]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from app.admin.timestamps import unix
 from app.catalog.tables import CatalogEntry
+from app.core.config import get_settings
+from app.inference.catalog import serving_of
 
 # The name users pass as `model`: hub-style `org/name` or a plain name, no spaces or `:`
 # (`:` separates the parts of a fine-tuned model name).
@@ -79,6 +81,7 @@ class BaseModelObject(BaseModel):
     download_error: str | None
     owned_by: str
     created_at: int
+    serving: dict[str, Any]  # whether /v1/chat/completions serves it, on which engine, how adapters load
 
     @classmethod
     def of(cls, row: CatalogEntry) -> BaseModelObject:
@@ -86,5 +89,5 @@ class BaseModelObject(BaseModel):
             id=row.id, source=row.source, source_type=source_type_of(row.source), revision=row.revision,
             chat_template=row.chat_template, max_seq_length=row.max_seq_length, parameter_count=row.parameter_count,
             allowed=row.allowed, download_status=row.download_status, download_error=row.download_error,
-            owned_by=row.owned_by, created_at=unix(row.created_at) or 0,
+            owned_by=row.owned_by, created_at=unix(row.created_at) or 0, serving=serving_of(get_settings(), row.id),
         )  # fmt: skip

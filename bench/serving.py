@@ -1,0 +1,180 @@
+"""Serving overhead: tokens/s and time to first token through the user API, against the same engine directly.
+
+    python -m bench.serving [--streams 1,16] [--seconds 15] [--rounds 2] [--max-tokens 64]
+                            [--out bench/out/serving.json]
+
+Starts its own embedded PostgreSQL, Valkey and Cerbos on free ports, builds the tiny model, starts
+one vLLM engine (the CPU build, from .venv-vllm) serving it and the user API pointed at that
+engine. At each level, N streams send streamed chat completions back to back for a fixed time,
+once straight to the engine and once through `/v1/chat/completions` (key check, Cerbos, the
+database, usage recording, the SSE re-encoding), alternating for `--rounds` rounds. Greedy
+decoding of one prompt makes both paths generate the same tokens. Reported: completion tokens per
+second over the window, time to first token (p50, p90), and the user API's ratio to the engine's.
+On this shared 2-core machine the API process competes with the engine for the same cores: read
+the ratios, measured in the same run, rather than the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SERVED = "tiny-llama-bench"
+PROMPT = [{"role": "user", "content": "Tell me a story about a river, a robot and a garden."}]
+
+
+async def one_stream(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple[float, int]:
+    """(seconds to the first content token, completion tokens) of one streamed request."""
+    started = time.perf_counter()
+    first: float | None = None
+    tokens = 0
+    async with http.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if first is None and any(choice["delta"].get("content") for choice in chunk["choices"]):
+                first = time.perf_counter() - started
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return (first if first is not None else time.perf_counter() - started), tokens
+
+
+async def drive(url: str, headers: dict[str, str], model: str, streams: int, seconds: float,
+                max_tokens: int) -> dict[str, Any]:  # fmt: skip
+    body = {"model": model, "messages": PROMPT, "stream": True, "stream_options": {"include_usage": True},
+            "temperature": 0, "max_tokens": max_tokens}  # fmt: skip
+    first_tokens: list[float] = []
+    total_tokens = 0
+    limits = httpx.Limits(max_connections=streams, max_keepalive_connections=streams)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=300) as http:
+        await one_stream(http, url, body)  # warm the connection (and, through the API, the caches) up
+        deadline = time.perf_counter() + seconds
+
+        async def stream_loop() -> None:
+            nonlocal total_tokens
+            while time.perf_counter() < deadline:
+                ttft, tokens = await one_stream(http, url, body)
+                first_tokens.append(ttft)
+                total_tokens += tokens
+
+        began = time.perf_counter()
+        await asyncio.gather(*(stream_loop() for _ in range(streams)))
+        elapsed = time.perf_counter() - began
+    first_tokens.sort()
+    return {
+        "streams": streams,
+        "requests": len(first_tokens),
+        "tokens_per_second": round(total_tokens / elapsed, 1),
+        "ttft_p50_ms": round(1000 * statistics.median(first_tokens), 1),
+        "ttft_p90_ms": round(1000 * first_tokens[int(0.9 * (len(first_tokens) - 1))], 1),
+    }
+
+
+def start_platform(data_dir: Path) -> tuple[Any, str, str, str]:
+    """Servers, the tiny model in the catalog, a user's key, the engine and the user API: (stack, api, engine, key)."""
+    from app.core.config import get_settings
+    from app.core.migrations import upgrade_head
+    from app.devstack.processes import free_port, wait_until
+    from app.devstack.stack import Ports, Stack
+    from app.training.tiny_model import build_tiny_model
+
+    unused = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "QDRANT_URL": "http://127.0.0.1:9"}
+    stack = Stack(data_dir=data_dir, ports=Ports.free(), environment="development", configured=unused)
+    env = stack.start_servers()
+    os.environ.update(env)
+    get_settings.cache_clear()
+    upgrade_head(env["DATABASE_URL"])
+    model = build_tiny_model(data_dir / "tiny-llama")
+    key = asyncio.run(seed(env["DATABASE_URL"], get_settings(), model))
+    engine = f"http://127.0.0.1:{stack.ports.inference}"
+    stack.start_inference(SERVED, model, stack.ports.inference)
+    api_port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "app.api.user_app:app", "--host", "127.0.0.1", "--port", str(api_port),
+            "--no-access-log"]  # fmt: skip
+    stack.spawn("user-api-bench", argv, {**stack.env, "INFERENCE_ENGINES": json.dumps({SERVED: engine})})
+    api = f"http://127.0.0.1:{api_port}"
+    # Not /ready: MLflow and Qdrant are not started for this bench.
+    for url in (f"{engine}/health", f"{api}/health"):
+        wait_until(lambda url=url: httpx.get(url, timeout=5).status_code == 200, 600, url)
+    return stack, api, engine, key
+
+
+async def seed(database_url: str, settings: Any, model: Path) -> str:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.catalog.tables import CatalogEntry
+    from app.core.database import create_sessionmaker
+    from app.users import service
+
+    engine = create_async_engine(database_url)
+    async with create_sessionmaker(engine)() as session:
+        org = await service.create_organization(session, "bench")
+        user = await service.create_user(session, org.id, "bench@example.com")
+        issued = await service.issue_key(session, settings, user.id, "bench")
+        session.add(CatalogEntry(id=SERVED, source=str(model), max_seq_length=512, allowed=True,
+                                 download_status="ready"))  # fmt: skip
+        await session.commit()
+    await engine.dispose()
+    return issued.secret
+
+
+async def measure(api: str, engine: str, key: str, levels: list[int], seconds: float, rounds: int,
+                  max_tokens: int) -> list[dict[str, Any]]:  # fmt: skip
+    paths = {
+        "engine": (f"{engine}/v1/chat/completions", {}),
+        "user_api": (f"{api}/v1/chat/completions", {"Authorization": f"Bearer {key}"}),
+    }
+    results = []
+    for streams in levels:
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
+        for _ in range(rounds):
+            for name, (url, headers) in paths.items():
+                runs[name].append(await drive(url, headers, SERVED, streams, seconds, max_tokens))
+        row: dict[str, Any] = {"streams": streams}
+        for name, measured in runs.items():
+            row[name] = {key: round(statistics.mean(run[key] for run in measured), 1)
+                         for key in ("tokens_per_second", "ttft_p50_ms", "ttft_p90_ms", "requests")}  # fmt: skip
+        api_path, engine_path = row["user_api"], row["engine"]
+        row["tokens_per_second_ratio"] = round(api_path["tokens_per_second"] / engine_path["tokens_per_second"], 3)
+        row["ttft_p50_overhead_ms"] = round(api_path["ttft_p50_ms"] - engine_path["ttft_p50_ms"], 1)
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", default="1,16", help="comma-separated numbers of concurrent streams")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each measurement window")
+    parser.add_argument("--rounds", type=int, default=2, help="engine/API alternations per level")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/serving.json"))
+    args = parser.parse_args()
+    levels = [int(level) for level in args.streams.split(",")]
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as scratch:
+        stack, api, engine, key = start_platform(Path(scratch))
+        try:
+            results = asyncio.run(measure(api, engine, key, levels, args.seconds, args.rounds, args.max_tokens))
+        finally:
+            stack.stop()
+    report = {"command": " ".join(["python -m bench.serving", *sys.argv[1:]]), "cpus": os.cpu_count(),
+              "load_average_at_end": os.getloadavg(), "results": results}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
