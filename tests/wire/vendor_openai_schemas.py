@@ -35,6 +35,9 @@ ROOTS = (
     "ListModelsResponse",
     "DeleteModelResponse",
     "ErrorResponse",
+    # Serving (`/v1/chat/completions`): the answer, streamed or not.
+    "CreateChatCompletionResponse",
+    "CreateChatCompletionStreamResponse",
 )
 
 
