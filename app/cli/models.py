@@ -15,7 +15,7 @@ from rich.progress import Progress, TaskID
 from app.cli.client import ApiClient, path_segment
 from app.cli.context import CliState, JsonOption, state_of
 from app.cli.errors import CliError
-from app.cli.render import details, emit_json, size, table, timestamp, transfer_progress
+from app.cli.render import details, emit_json, print_table, size, table, timestamp, transfer_progress
 
 models_app = typer.Typer(help="Base models and your fine-tuned models.", no_args_is_help=True)
 
@@ -59,7 +59,7 @@ def list_models(ctx: typer.Context, json_output: JsonOption = False) -> None:
              "yes" if model.get("served") else "no", timestamp(model.get("created"))]
             for model in page["data"]]  # fmt: skip
     headers = ["ID", "OWNED BY", "BASE", "WEIGHTS", "SERVED", "CREATED"]
-    state.out.print(table(headers, rows, ids=("ID", "OWNED BY", "BASE")))
+    print_table(state.out, table(headers, rows, ids=("ID", "OWNED BY", "BASE")))
 
 
 @models_app.command("show")

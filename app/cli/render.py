@@ -85,6 +85,12 @@ def table(
     return IdTable(list(columns), [[text(cell) for cell in row] for row in rows], title, frozenset(ids))
 
 
+def print_table(console: Console, grid: IdTable) -> None:
+    """Print `grid` uncropped: on a terminal narrower than an id, the id's line runs past the edge (the
+    terminal folds it on screen, a copy takes it whole) instead of being cut at the last column."""
+    console.print(grid, crop=False)
+
+
 class IdTable:
     """Rows as a rich table in which ids stay whole, whatever the terminal's width.
 
@@ -134,18 +140,23 @@ class IdTable:
 
     def _as_blocks(self) -> Group:
         order = sorted(range(len(self.columns)), key=lambda index: self.columns[index] not in self.ids)
+        label_width = max(len(name) for name in self.columns) + 2
         blocks: list[RenderableType] = [Text(self.title, style="bold")] if self.title else []
         for row in self.rows:
-            block = Table.grid(padding=(0, 2))
-            block.add_column(style="bold", no_wrap=True)
-            block.add_column(overflow="fold")
             for index in order:
-                value = Text.from_markup(row[index])
-                if self.columns[index] in self.ids:
-                    value.no_wrap, value.overflow = True, "ignore"
-                block.add_row(self.columns[index], value)
-            blocks += [block, Text("")]
+                blocks.append(self._block_line(self.columns[index], row[index], label_width))
+            blocks.append(Text(""))
         return Group(*blocks)
+
+    def _block_line(self, name: str, cell: str, label_width: int) -> RenderableType:
+        if name in self.ids:  # one unbroken line, whatever the width (printed uncropped: `print_table`)
+            line = Text(name.ljust(label_width), style="bold", no_wrap=True, overflow="ignore")
+            return line.append_text(Text.from_markup(cell))
+        grid = Table.grid()
+        grid.add_column(style="bold", no_wrap=True, min_width=label_width)
+        grid.add_column(overflow="fold")
+        grid.add_row(name, Text.from_markup(cell))
+        return grid
 
 
 def details(pairs: Iterable[tuple[str, Any]], title: str | None = None) -> Table:

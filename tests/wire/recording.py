@@ -33,6 +33,7 @@ ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", r"/v1/models", "ListModelsResponse"),
     ("GET", r"/v1/models/.+", "Model"),
     ("DELETE", r"/v1/models/.+", "DeleteModelResponse"),
+    ("POST", r"/v1/chat/completions", "CreateChatCompletionResponse"),
 ]
 
 

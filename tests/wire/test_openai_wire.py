@@ -104,6 +104,9 @@ async def test_every_response_of_the_sdk_flow_matches_openais_schemas(  # type: 
     assert empty_suffix.param == "suffix"
     expect_error(404, lambda: client.fine_tuning.jobs.create(model="no-such-model", training_file=training.id))
     expect_error(401, lambda: recorder.sdk(user_api, "sk-ft-not-a-real-key").files.list())
+    hello = [{"role": "user", "content": "hi"}]
+    unserved = expect_error(404, lambda: client.chat.completions.create(model=tiny_model, messages=hello))
+    assert unserved.code == "model_not_served"  # this harness starts no engine (tests/inference does)
     assert http.get("/v1/files/").status_code == 404  # a trailing slash: no redirect
     assert http.get("/v1/fine_tuning/jobs/").status_code == 404
 
