@@ -38,6 +38,9 @@ Attributes = Mapping[str, Any]
 MAX_RESOURCES_PER_REQUEST = 50
 # The admin-API kinds describe whole collections; their checks use this id.
 COLLECTION_ID = "*"
+# Kinds whose `read` is no tenant's view of one object: served_model's `read` is serving's admin
+# views (engines, usage by model), so a denied `generate` stays the 404 of a missing model.
+READ_IS_NOT_VISIBILITY = frozenset({Kind.SERVED_MODEL})
 # A create is decided before the object has an id.
 NEW_RESOURCE_ID = "new"
 
@@ -77,7 +80,8 @@ class Authorizer:
         when the caller can see the object but not do this to it (a colleague's job is not theirs to cancel)."""
         if attrs is None:
             raise hidden(kind, resource_id)
-        allowed = (await self.check_many(principal, kind, {resource_id: attrs}, {action, "read"}))[resource_id]
+        asked = {action} if kind in READ_IS_NOT_VISIBILITY else {action, "read"}
+        allowed = (await self.check_many(principal, kind, {resource_id: attrs}, asked))[resource_id]
         if action in allowed:
             return
         raise refused(kind, resource_id, action) if "read" in allowed else hidden(kind, resource_id)
