@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import Authorizer, Kind, Principal, resource_attributes
+from app.authz import Authorizer, Kind, Principal, ResourceCheck, resource_attributes
+from app.authz.errors import refused_create
+from app.authz.resources import Resources
+from app.authz.service import NEW_RESOURCE_ID
 from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
 from app.core import ids
@@ -16,7 +19,6 @@ from app.core.celery_app import TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.outbox import enqueue
-from app.core.resources import Resources
 from app.files import repository as files
 from app.files.tables import File
 from app.jobs import events, repository
@@ -49,12 +51,9 @@ class JobStopping(Conflict):
     retry = True
 
 
-async def _usable_file(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str, param: str, method: str
-) -> File:
-    row = await files.get_live(session, file_id)
+def _usable_file(row: File | None, usable: bool, file_id: str, param: str, method: str) -> File:
     # `use` (policies/resources/file.yaml): the owner's files and, as on OpenAI, those of the organization.
-    if row is None or not await authorizer.check(principal, Kind.FILE, file_id, resource_attributes(row), "use"):
+    if row is None or not usable:
         raise NotFound(f"No such file: '{file_id}'", param=param, code="file_not_found")
     if row.purpose != "fine-tune":
         raise BadRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
@@ -69,6 +68,17 @@ async def _usable_file(
             code="invalid_file_format",
         )
     return row
+
+
+async def _decide(
+    authorizer: Authorizer, principal: Principal, rows: dict[str, File | None], creating: ResourceCheck | None
+) -> tuple[bool, dict[str, bool]]:
+    """One Cerbos call for the job's `create` (when creating) and `use` of each file found."""
+    found = {param: row for param, row in rows.items() if row is not None}
+    checks = [ResourceCheck(str(Kind.FILE), row.id, resource_attributes(row), ("use",)) for row in found.values()]
+    answers = await authorizer.check_all(principal, [*checks, *([creating] if creating else [])])
+    readable = {param: bool(answer) for param, answer in zip(found, answers, strict=False)}
+    return (bool(answers[-1]) if creating else True), readable
 
 
 async def _usable_model(session: AsyncSession, model: str) -> CatalogEntry:
@@ -115,30 +125,45 @@ def _check_example_count(training: File, minimum: int) -> None:
 
 
 async def check_request(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, body: JobCreate, min_examples: int
+    session: AsyncSession,
+    authorizer: Authorizer,
+    principal: Principal,
+    body: JobCreate,
+    min_examples: int,
+    creating: ResourceCheck | None = None,
 ) -> tuple[CatalogEntry, File, File | None, dict[str, Any]]:
-    """Every check a create (or an estimate) makes before anything is written."""
+    """Every check a create (or an estimate) makes before anything is written.
+
+    The decisions (the new job's `create` when `creating`, `use` of each file) go to Cerbos in one
+    call; the errors keep their order: the job, then the request, the model, each file.
+    """
+    named = {"training_file": body.training_file}
+    if body.validation_file:
+        named["validation_file"] = body.validation_file
+    rows = {param: await files.get_live(session, file_id) for param, file_id in named.items()}
+    may_create, readable = await _decide(authorizer, principal, rows, creating)
+    if creating is not None and not may_create:
+        raise refused_create(Kind.FINE_TUNING_JOB)
     if body.integrations:
         raise BadRequest("Integrations are not supported on this platform.", param="integrations")
     entry = await _usable_model(session, body.model)
     method = body.method_type()
-    training = await _usable_file(session, authorizer, principal, body.training_file, "training_file", method)
+    usable = {param: _usable_file(rows[param], readable.get(param, False), file_id, param, method)
+              for param, file_id in named.items()}  # fmt: skip
+    training, validation = usable["training_file"], usable.get("validation_file")
     _check_example_count(training, min_examples)
-    validation = None
-    if body.validation_file:
-        validation = await _usable_file(session, authorizer, principal, body.validation_file, "validation_file", method)
     requested = _check_hyperparameters(body, training, entry)
     return entry, training, validation, requested
 
 
 async def create(resources: Resources, session: AsyncSession, principal: Principal, body: JobCreate) -> Job:
     attrs = {"owner_id": principal.id, "organization_id": principal.organization_id}
-    # Refused as a 403 without an id: no job exists, so none may be named (the id is drawn only once allowed).
-    await resources.authorizer.require_create(principal, Kind.FINE_TUNING_JOB, attrs)
-    job_id = ids.job_id()
+    # Asked of no id: a refused create is a 403 naming none (no job exists; the id is drawn once allowed).
+    creating = ResourceCheck(str(Kind.FINE_TUNING_JOB), NEW_RESOURCE_ID, attrs, ("create",))
     _, training, validation, requested = await check_request(
-        session, resources.authorizer, principal, body, resources.settings.min_training_examples
+        session, resources.authorizer, principal, body, resources.settings.min_training_examples, creating
     )
+    job_id = ids.job_id()
     await check_concurrent_jobs(session, principal)
     job = Job(
         id=job_id,
