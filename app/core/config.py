@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     checkpoint_every_steps: int = 50
     keep_checkpoints: int = 3
     truncate_long_examples: bool = True
+    # OpenAI refuses a job whose training file has fewer examples ("invalid_n_examples"); so do we.
+    min_training_examples: int = Field(default=10, ge=1)
     job_lease_seconds: int = 120
     job_heartbeat_seconds: int = 10
     job_control_poll_seconds: float = 1.0

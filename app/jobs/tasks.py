@@ -195,12 +195,18 @@ def reconcile() -> dict[str, int]:
 async def reconcile_once(context: WorkerContext) -> dict[str, int]:
     """Re-publish lost messages, re-queue jobs whose worker died, fail jobs out of attempts."""
     settings = context.settings
-    report = {"relayed": 0, "requeued": 0, "failed": 0, "republished": 0}
+    report = {"relayed": 0, "requeued": 0, "failed": 0, "stopped": 0, "republished": 0}
     report["relayed"] = await relay(
         context.sessionmaker, older_than=timedelta(seconds=settings.outbox_relay_after_seconds)
     )
     async with context.sessionmaker() as session:
         for job in await repository.expired_leases(session):
+            if job.cancel_requested or job.pause_requested:
+                # It died while stopping as asked: the stop stands (the user was answered so), and a
+                # resume continues from the latest checkpoint that was completely written.
+                repository.add_event(session, job.id, _settle_stop(job), attempt=job.attempt)
+                report["stopped"] += 1
+                continue
             if job.attempt >= job.last_allowed_attempt(settings.max_job_attempts):
                 job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
                 job.error = {
@@ -225,6 +231,19 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
     report["republished"] = await _republish_orphans(context)
     await relay(context.sessionmaker)
     return report
+
+
+def _settle_stop(job: Job) -> NewEvent:
+    """The row of a job whose worker was lost while it carried out a cancel or a pause."""
+    job.lease_until = None
+    if job.cancel_requested:
+        job.status, job.finished_at = "cancelled", utcnow()
+        return NewEvent(f"Job cancelled (its worker stopped answering on attempt {job.attempt} while stopping)")
+    job.status = "paused"
+    return NewEvent(
+        f"Job paused (its worker stopped answering on attempt {job.attempt} while pausing); "
+        "resume continues from the latest checkpoint"
+    )
 
 
 async def _republish_orphans(context: WorkerContext) -> int:

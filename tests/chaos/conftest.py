@@ -46,7 +46,7 @@ def server_of(stack: Any, kind: str) -> Any:
     pytest.skip(f"{kind} is not embedded in this run (its URL is configured)")
 
 
-def start_short_job(client: OpenAI, model: str, examples: int = 8) -> str:
+def start_short_job(client: OpenAI, model: str, examples: int = 10) -> str:
     """One epoch, batch 1: a job that finishes in seconds once it runs."""
     training = client.files.create(file=("short.jsonl", jsonl(chat_lines(examples))), purpose="fine-tune")
     hyperparameters = {"n_epochs": 1, "batch_size": 1, "packing": False, "lora_r": 4, "gradient_accumulation_steps": 1}
