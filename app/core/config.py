@@ -70,9 +70,15 @@ class Settings(BaseSettings):
     max_json_depth: int = 64
 
     # Training defaults and job lifecycle.
+    # Training processes per job (torchrun ranks); unset: one per GPU the worker sees, one without a GPU.
+    training_processes: int | None = Field(default=None, ge=1)
+    # How long torchrun lets its ranks finish a checkpoint after a stop before it kills them.
+    trainer_stop_timeout_seconds: int = 600
     checkpoint_every_steps: int = 50
     keep_checkpoints: int = 3
     truncate_long_examples: bool = True
+    # OpenAI refuses a job whose training file has fewer examples ("invalid_n_examples"); so do we.
+    min_training_examples: int = Field(default=10, ge=1)
     job_lease_seconds: int = 120
     job_heartbeat_seconds: int = 10
     job_control_poll_seconds: float = 1.0

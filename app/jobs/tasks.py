@@ -199,13 +199,19 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
     never a younger row of someone else (whose own after-commit publish is still on its way).
     """
     settings = context.settings
-    report = {"relayed": 0, "requeued": 0, "failed": 0, "republished": 0}
+    report = {"relayed": 0, "requeued": 0, "failed": 0, "stopped": 0, "republished": 0}
     report["relayed"] = await relay(
         context.sessionmaker, older_than=timedelta(seconds=settings.outbox_relay_after_seconds)
     )
     added: list[OutboxMessage] = []
     async with context.sessionmaker() as session:
         for job in await repository.expired_leases(session):
+            if job.cancel_requested or job.pause_requested:
+                # It died while stopping as asked: the stop stands (the user was answered so), and a
+                # resume continues from the latest checkpoint that was completely written.
+                repository.add_event(session, job.id, _settle_stop(job), attempt=job.attempt)
+                report["stopped"] += 1
+                continue
             if job.attempt >= job.last_allowed_attempt(settings.max_job_attempts):
                 job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
                 job.error = {
@@ -233,6 +239,19 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
     if added:
         await relay(context.sessionmaker, [message.id for message in added])
     return report
+
+
+def _settle_stop(job: Job) -> NewEvent:
+    """The row of a job whose worker was lost while it carried out a cancel or a pause."""
+    job.lease_until = None
+    if job.cancel_requested:
+        job.status, job.finished_at = "cancelled", utcnow()
+        return NewEvent(f"Job cancelled (its worker stopped answering on attempt {job.attempt} while stopping)")
+    job.status = "paused"
+    return NewEvent(
+        f"Job paused (its worker stopped answering on attempt {job.attempt} while pausing); "
+        "resume continues from the latest checkpoint"
+    )
 
 
 async def _republish_orphans(context: WorkerContext) -> list[OutboxMessage]:

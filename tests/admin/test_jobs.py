@@ -74,9 +74,28 @@ async def test_cancel_any_tenants_job(as_admin: httpx.Client, cast: Cast, seed: 
     queued = await seed.job(cast.user, model, training, "queued")
 
     asked = as_admin.post(f"/admin/v1/jobs/{running.id}/cancel").json()
-    assert asked["status"] == "running" and asked["cancel_requested"] is True
+    # Answered `cancelled` at once, as OpenAI does; the row stays the worker's until its trainer has checkpointed.
+    assert asked["status"] == "cancelled" and asked["cancel_requested"] is True and asked["progress"]["stopping"]
+    assert (await seed.get(Job, running.id)).status == "running"
+    assert as_admin.post(f"/admin/v1/jobs/{running.id}/cancel").status_code == 409  # already cancelled
     assert as_admin.post(f"/admin/v1/jobs/{queued.id}/cancel").json()["status"] == "cancelled"
     assert as_admin.post(f"/admin/v1/jobs/{queued.id}/cancel").status_code == 409
+
+
+async def test_operators_control_jobs_they_cannot_read_through_the_user_api(
+    as_operator: httpx.Client, user_api: str, cast: Cast, seed: Seeder, gpu_queue_held
+) -> None:  # type: ignore[no-untyped-def]
+    """Job control is operating: cancel, retry and priority through the admin API (policies/README.md)."""
+    model = (await seed.base_model()).id
+    training = (await seed.training_file(cast.user)).id
+    queued = await seed.job(cast.user, model, training, "queued")
+    failed = await seed.job(cast.user, model, training, "failed", attempt=1, resolved_hyperparameters={"n_epochs": 1})
+    assert as_operator.post(f"/admin/v1/jobs/{queued.id}/priority", json={"priority": 1}).json()["priority"] == 1
+    assert as_operator.post(f"/admin/v1/jobs/{queued.id}/cancel").json()["status"] == "cancelled"
+    assert as_operator.post(f"/admin/v1/jobs/{failed.id}/retry").json()["status"] == "queued"
+    # The same operator reads none of the tenant's objects through the user API.
+    user_api_view = httpx.get(f"{user_api}/v1/fine_tuning/jobs/{queued.id}", headers=cast.operator.headers)
+    assert user_api_view.status_code == 404
 
 
 async def test_retry_requeues_a_failed_job_from_its_checkpoint(

@@ -81,7 +81,7 @@ def outage_of(stack: Any, kind: str) -> Outage:
     return Outage(server=next(server for server in stack.servers if type(server).__name__ == kind))
 
 
-def start_short_job(client: OpenAI, model: str, examples: int = 8) -> str:
+def start_short_job(client: OpenAI, model: str, examples: int = 10) -> str:
     """One epoch, batch 1: a job that finishes in seconds once it runs."""
     training = client.files.create(file=("short.jsonl", jsonl(chat_lines(examples))), purpose="fine-tune")
     hyperparameters = {"n_epochs": 1, "batch_size": 1, "packing": False, "lora_r": 4, "gradient_accumulation_steps": 1}

@@ -127,3 +127,21 @@ def test_resume_cursor_rewinds_past_out_of_order_neighbours() -> None:
     stream._arrived = [f"e{n:02d}" for n in range(41)] + ["e42"]
     assert stream.resume_cursor() == stream._arrived[-REWIND_EVENTS] == "e10"
     assert stream.resume_cursor() < "e41"
+
+
+@pytest.mark.parametrize("width", [120, 80, 60, 40])
+def test_table_ids_never_wrap_at_any_width(width: int) -> None:
+    """`finetune models list` at 80 columns cut `ft:…` ids in two; an id must stay copyable whole."""
+    from app.cli.render import print_table, table
+
+    ids = ["ft:tiny-llama-demo:org-3f9a2c7e1b:demo:9c1d4e7a:ckpt-step-120", "tiny-llama-demo"]
+    rows = [[model, "org-3f9a2c7e1b", "tiny-llama-demo", "adapter, merged", "yes", "2026-12-02 04:40:00"]
+            for model in ids]  # fmt: skip
+    out = Console(file=StringIO(), width=width, color_system=None)
+    columns = ["ID", "OWNED BY", "BASE", "WEIGHTS", "SERVED", "CREATED"]
+    print_table(out, table(columns, rows, ids=("ID", "OWNED BY", "BASE")))  # as `finetune models list` prints
+    printed = out.file.getvalue()  # type: ignore[attr-defined]
+    lines = printed.splitlines()
+    for value in [*ids, "org-3f9a2c7e1b"]:
+        assert any(value in line for line in lines), f"{value} cut at width {width}:\n{printed}"
+    assert "2026-12-02" in printed.replace("\n", "").replace(" ", "").replace("│", "")  # the others fold, kept

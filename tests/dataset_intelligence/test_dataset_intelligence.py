@@ -105,7 +105,9 @@ async def test_overlap_warning_before_training(
 ) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("overlap@example.com")
     client = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
-    training_lines = [conversation(q, a) for q, a in TOPICS]
+    # Two more unrelated lines after the topics: a job needs 10 training examples (MIN_TRAINING_EXAMPLES).
+    extra = [("Which planet is largest?", "Jupiter is."), ("How far is the Moon?", "About 384,000 km.")]
+    training_lines = [conversation(q, a) for q, a in [*TOPICS, *extra]]
     validation_lines = [training_lines[0], training_lines[3], conversation("Name a prime number.", "Seven is prime.")]
     training = client.files.create(file=("t.jsonl", jsonl(training_lines)), purpose="fine-tune")
     validation = client.files.create(file=("v.jsonl", jsonl(validation_lines)), purpose="fine-tune")

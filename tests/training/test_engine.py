@@ -6,6 +6,7 @@ import csv
 import itertools
 import json
 import math
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from app.training import engine
 from app.training.config import TrainingConfig
 from app.training.engine import FineTuneRecipe
 from app.training.errors import InvalidConfigError, MissingChatTemplateError
@@ -195,31 +197,55 @@ def preference_gap(model: torch.nn.Module, tokenizer: Any, lines: list[dict[str,
     return sum(gaps) / len(gaps)
 
 
-def test_packed_examples_do_not_attend_to_each_other(tiny_model: Path, tmp_path: Path) -> None:
-    training_file = write_chat_file(tmp_path / "train.jsonl", 12)
-    config = make_config(tmp_path, tiny_model, training_file, hyperparameters={"batch_size": 4})
+def test_a_packed_row_loses_what_its_documents_lose_alone(tiny_model: Path, tmp_path: Path) -> None:
+    """No document attends to another: the summed loss of a packed row is the sum of its documents' losses."""
+    training_file = write_chat_file(tmp_path / "train.jsonl", 24)
+    config = make_config(tmp_path, tiny_model, training_file, hyperparameters={"batch_size": 4, "max_seq_length": 256})
     recipe = FineTuneRecipe(config)
     recipe.setup()
     trainer = recipe.trainer
-    batch = next(iter(trainer.get_train_dataloader()))
-    input_ids, position_ids = batch["input_ids"], batch["position_ids"]
+    batch = next(iter(trainer.get_train_dataloader()))  # exactly what a training step's forward pass gets
+    input_ids, labels, position_ids = batch["input_ids"], batch["labels"], batch["position_ids"]
     starts = [*(position_ids[0] == 0).nonzero().flatten().tolist(), input_ids.shape[1]]
-    assert input_ids.shape[0] == 1 and len(starts) > 3, "the batch should be several examples in one row"
-    # The first label of each packed example is masked: nothing is predicted across a boundary.
-    assert all(batch["labels"][0, start] == -100 for start in starts[:-1])
+    assert input_ids.shape[0] == 1 and len(starts) > 3, "the batch should be several documents in one row"
+    # The first label of each packed document is masked: nothing is predicted across a boundary.
+    assert all(labels[0, start] == -100 for start in starts[:-1])
 
     model = trainer.model.eval()
     with torch.no_grad():
-        packed = model(input_ids=input_ids, position_ids=position_ids).logits[0]
-        # Control: the same row read as one causal sequence does see earlier examples.
-        causal = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
-        leaky = model(input_ids=input_ids, position_ids=causal).logits[0]
-        for start, end in itertools.pairwise(starts):
-            alone = model(input_ids=input_ids[:, start:end]).logits[0]
-            torch.testing.assert_close(packed[start:end], alone, atol=1e-4, rtol=1e-4)
-    later = slice(starts[1], starts[2])
-    assert not torch.allclose(leaky[later], packed[later], atol=1e-3)
+        # num_items_in_batch=1: the loss is the sum over the row's trained tokens, as the Trainer sums it.
+        packed = model(**batch, num_items_in_batch=1).loss
+        alone = [
+            model(input_ids=input_ids[:, start:end], labels=labels[:, start:end], num_items_in_batch=1).loss
+            for start, end in itertools.pairwise(starts)
+        ]
+        # Control: the same row read as one causal sequence (position ids 0..n) lets documents see each other.
+        leaky = model(input_ids=input_ids, labels=labels, num_items_in_batch=1).loss
+    torch.testing.assert_close(packed, torch.stack(alone).sum(), rtol=1e-5, atol=1e-4)
+    assert abs(float(leaky) - float(packed)) > 1e-2
     recipe.cleanup()
+
+
+def test_the_training_model_is_freed_before_the_merge_loads_a_second_copy(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, tiny_model, write_chat_file(tmp_path / "train.jsonl", 8), max_steps=2)
+    recipe = FineTuneRecipe(config)
+    recipe.setup()
+    assert recipe.train().completed
+    trained, optimizer = weakref.ref(recipe.trainer.model), weakref.ref(recipe.trainer.optimizer)
+    alive_at_merge: list[tuple[bool, bool]] = []
+    load = engine.AutoModelForCausalLM.from_pretrained
+
+    def merge_load(*args: object, **kwargs: object) -> object:
+        alive_at_merge.append((trained() is not None, optimizer() is not None))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(engine.AutoModelForCausalLM, "from_pretrained", merge_load)
+    outputs = recipe.save_outputs()
+    recipe.cleanup()
+    assert alive_at_merge == [(False, False)], "the merge loaded the base beside the training model"
+    assert outputs.merged_dir and (Path(outputs.merged_dir) / "model.safetensors").is_file()
 
 
 def test_over_long_examples_are_truncated_or_rejected(tiny_model: Path, tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ EXIT_OK, EXIT_ERROR = 0, 1  # the trainer's exit codes (app/training/__main__.py
 RESULTS_PURPOSE = "fine-tune-results"
 # Errors another attempt would meet again: the job fails at once.
 FINAL_ERRORS = ("out_of_memory", "invalid_config", "missing_chat_template")
+# A torchrun rank whose peer died without reporting (killed, crashed hard): retried like a killed trainer.
+RETRIED_ERRORS = ("rank_lost",)
 
 
 async def conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float, gpus: int) -> str:
@@ -50,15 +52,15 @@ async def conclude(context: WorkerContext, state: RunState, return_code: int, el
     if state.fenced_out:
         logger.warning("job %s attempt %s lost its lease; another attempt owns it now", job.id, state.attempt)
         return "fenced_out"
-    if return_code == EXIT_OK and state.done is not None:
-        await finish_success(context, state)
+    if return_code == EXIT_OK and state.done is not None and await finish_success(context, state):
         return "succeeded"
     await _refresh_flags(context, state)
     # A stop request wins whatever the exit code: the trainer may have been signalled before
-    # it could install its handler, and a cancelled job must never be re-queued.
-    if return_code != EXIT_OK and (state.cancel or state.pause):
+    # it could install its handler, a cancelled job must never be re-queued, and a job answered
+    # `cancelled` (or `paused`) must not end otherwise, even if its training finished meanwhile.
+    if state.cancel or state.pause:
         return await _stopped(context, state)
-    if state.error is not None:
+    if state.error is not None and state.error.code not in RETRIED_ERRORS:
         code = state.error.code or "training_error"
         if code in FINAL_ERRORS or return_code == EXIT_ERROR:
             await record.fail(context, job, state.attempt, code, state.error.message)
@@ -212,9 +214,10 @@ def _model_row(job: Job, artifact_dirs: dict[str, str], registry: Registration) 
     )
 
 
-async def finish_success(context: WorkerContext, state: RunState) -> None:
-    """Record the outputs of a finished run. Safe to run again for the same run (a retried attempt):
-    the registry version of the run is reused, and rows are written in one transaction, or not at all."""
+async def finish_success(context: WorkerContext, state: RunState) -> bool:
+    """Record the outputs of a finished run; False when a stop request was accepted first (the job
+    then ends as that request said). Safe to run again for the same run (a retried attempt): the
+    registry version of the run is reused, and rows are written in one transaction, or not at all."""
     job, done = state.job, state.done
     assert done is not None
     artifact_dirs = _artifact_dirs(done)
@@ -230,13 +233,13 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
     result = _store_result_file(context, job, Path(done.metrics_csv)) if done.metrics_csv else None
     result_ids = [result.id] if result else []
 
-    async def write_rows() -> tuple[list[JobEvent], list[str]]:
-        """The success rows, once: returns the events added and the result files the job names."""
+    async def write_rows() -> tuple[list[JobEvent], list[str], bool]:
+        """The success rows, once: the events added, the result files the job names, whether it succeeded."""
         async with context.sessionmaker() as session:
             current = await repository.get(session, job.id)
             if current is None or current.attempt != state.attempt or current.status == "succeeded":
                 # Another attempt owns the job, or this one's commit went through before its connection broke.
-                return [], list(current.result_files or []) if current else []
+                return [], list(current.result_files or []) if current else [], True
             if result is not None:
                 await files.save(session, result)
             success = {
@@ -250,9 +253,10 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
             }
             if state.last_step:  # an attempt that resumed at the last checkpoint trains no step: keep the count
                 success["current_step"] = state.last_step
-            if not await repository.update_fenced(session, job.id, state.attempt, **success):
+            # Not over an accepted cancel or pause: the row lock orders this UPDATE and the request's.
+            if not await repository.update_fenced(session, job.id, state.attempt, unless_stopping=True, **success):
                 await session.rollback()
-                return [], []
+                return [], [], False
             if await finetuned.of_job(session, job.id) is None:
                 finetuned.add(session, _model_row(job, artifact_dirs, registry))
             created = NewEvent(
@@ -270,16 +274,16 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
                 said.insert(1, unregistered)
             added = [repository.add_event(session, job.id, event, attempt=state.attempt) for event in said]
             await session.commit()
-            return added, result_ids
+            return added, result_ids, True
 
     stored: list[str] = []
     try:
-        added, stored = await context.write(write_rows, f"job {job.id}: success")
+        added, stored, succeeded = await context.write(write_rows, f"job {job.id}: success")
     finally:
         if result is not None and result.id not in stored:
             (context.settings.datasets_path / result.storage_name).unlink(missing_ok=True)
-    if not added:
-        return
     for event in added:
         await events.publish(context.redis, event)
-    await events.publish_status(context.redis, job.id, "succeeded")
+    if added:
+        await events.publish_status(context.redis, job.id, "succeeded")
+    return succeeded

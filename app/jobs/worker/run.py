@@ -123,6 +123,7 @@ def build_config(context: WorkerContext, job: Job, entry: CatalogEntry, rows: di
         seed=job.seed,
         output_dir=work / "output",
         checkpoint_dir=work / "checkpoints",
+        data_cache_dir=work / "data-cache",
         checkpoint_every_steps=settings.checkpoint_every_steps,
         keep_checkpoints=settings.keep_checkpoints,
         truncate_long_examples=settings.truncate_long_examples,
