@@ -120,6 +120,7 @@ def fsdp2_on_cpu(trainer: Any) -> None:
     shared state FSDP before training makes the CPU runs (tests, this machine) take the same
     `fsdp2_prepare_model`, sharded checkpoints and resume path as a GPU run.
     """
+    # Only distributed CPU runs come here; single-process jobs never import accelerate's FSDP plugin.
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
     state = trainer.accelerator.state
@@ -137,6 +138,7 @@ def gathered_state_dict(model: Any) -> dict[str, torch.Tensor]:
     FSDP's unsharded buffers that are freed when it reshards: safetensors then reads a dead storage
     (seen here). `full_tensor()` all-gathers each weight into a tensor of its own.
     """
+    # Only FSDP runs come here: torch.distributed is not imported by single-process jobs.
     from torch.distributed.tensor import DTensor
 
     return {
