@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     max_job_attempts: int = 3
     reconcile_interval_seconds: int = 15
     outbox_relay_after_seconds: int = 10
+    # A job queued this long with its message in no broker list (a broker that lost its data) is published again.
+    republish_after_seconds: int = 30
+    # How long a finished job's worker keeps trying to register its model in MLflow before it says it could not.
+    mlflow_register_retry_seconds: float = 60.0
     default_max_seq_length: int = 2048
     estimate_tokens_per_second: float = 2500.0
 

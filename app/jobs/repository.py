@@ -172,7 +172,12 @@ async def update_fenced(
 
 
 async def owning_attempt(session: AsyncSession, job_id: str) -> int | None:
-    return await session.scalar(select(Job.attempt).where(Job.id == job_id))
+    """The attempt that owns the job, the row share-locked until the caller's transaction ends.
+
+    The lock is the fence of a write that follows the read: a claim committing in between would
+    otherwise let a stale attempt write after it (FOR SHARE waits for that claim, then reads it).
+    """
+    return await session.scalar(select(Job.attempt).where(Job.id == job_id).with_for_update(read=True))
 
 
 async def add_gpu_seconds(session: AsyncSession, job_id: str, seconds: float) -> None:
@@ -220,8 +225,9 @@ async def add_fenced_event(session: AsyncSession, job_id: str, attempt: int, eve
     columns = JobEvent.__table__.c
     names = ("id", "job_id", "attempt", "level", "type", "message", "data", "created_at")
     # INSERT ... SELECT from the job row: no row is selected (none inserted) once another attempt owns it.
+    # FOR SHARE: a claim in flight is waited for and then seen, never raced.
     values = [Job.id if name == "job_id" else literal(getattr(row, name), type_=columns[name].type) for name in names]
-    source = select(*values).where(Job.id == job_id, Job.attempt == attempt)
+    source = select(*values).where(Job.id == job_id, Job.attempt == attempt).with_for_update(read=True)
     result = await session.execute(insert(JobEvent).from_select(list(names), source).returning(JobEvent.id))
     return row if result.scalar_one_or_none() is not None else None
 

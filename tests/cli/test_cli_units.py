@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 from app.cli import config
-from app.cli.errors import ExitCode
+from app.cli.main import app
 from app.cli.multipart import CHUNK_BYTES, MultipartUpload
 from app.cli.sse import SseMessage, backoff_seconds, parse_sse
 from app.cli.watch import WatchState, exit_code_for, render, sparkline
@@ -91,7 +92,16 @@ def test_watch_state_tracks_losses_and_renders() -> None:
 
 def test_exit_codes_follow_the_final_status() -> None:
     assert [exit_code_for(s) for s in ("succeeded", "failed", "cancelled", "paused")] == [0, 1, 2, 3]
-    assert ExitCode.ERROR == 4
+
+
+def test_an_error_the_user_can_fix_exits_with_the_error_code_and_a_message(tmp_path: Path) -> None:
+    """What a command does with a CliError: its message and hint, no traceback, exit code 4 (not 1: a job's)."""
+    environment = {"FINETUNE_BASE_URL": "http://127.0.0.1:9", "FINETUNE_API_KEY": None,
+                   "FINETUNE_CONFIG": str(tmp_path / "absent.toml"), "COLUMNS": "200"}  # fmt: skip
+    result = CliRunner(env=environment).invoke(app, ["files", "list"], prog_name="finetune")
+    assert result.exit_code == 4, result.output  # ExitCode.ERROR, as docs/cli.md lists it
+    assert "No API key for http://127.0.0.1:9" in result.output and "finetune login" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_config_precedence_and_private_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import logging
 import shutil
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,23 +105,26 @@ async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: i
         await record.fail(context, job, state.attempt, "max_attempts_exceeded", message)
         return "failed"
 
-    async def requeue() -> None:
+    async def requeue() -> list[int]:
         async with context.sessionmaker() as session:
-            if await repository.update_fenced(
+            if not await repository.update_fenced(
                 session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow()
             ):
-                requeued = NewEvent(
-                    f"Training process ended unexpectedly (code {return_code}); "
-                    "re-queued to resume from the latest checkpoint",
-                    level="warn",
-                )
-                repository.add_event(session, job.id, requeued, attempt=state.attempt)
-                enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+                return []
+            requeued = NewEvent(
+                f"Training process ended unexpectedly (code {return_code}); "
+                "re-queued to resume from the latest checkpoint",
+                level="warn",
+            )
+            repository.add_event(session, job.id, requeued, attempt=state.attempt)
+            message = enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
             await session.commit()
+            return [message.id]
 
-    await context.write(requeue, f"job {job.id}: re-queue")
+    messages = await context.write(requeue, f"job {job.id}: re-queue")
     try:
-        await relay(context.sessionmaker)
+        if messages:
+            await relay(context.sessionmaker, messages)
     except Exception:  # the message is in the outbox: the reconciler publishes it
         logger.exception("job %s: re-queue message not published now; the reconciler will", job.id)
     return "requeued"
@@ -155,23 +160,47 @@ def _artifact_dirs(done: TrainingOutputs) -> dict[str, str]:
     return found
 
 
-async def _register(context: WorkerContext, state: RunState, artifact_dirs: dict[str, str]) -> tuple[Any, Any]:
-    """The run's weights logged to MLflow and registered: (registered name, version), or (None, None)."""
+@dataclass(frozen=True)
+class Registration:
+    """The run's registry entry: its name and version, or why there is none."""
+
+    name: str | None = None
+    version: int | None = None
+    error: str | None = None
+
+
+async def _register(context: WorkerContext, state: RunState, artifact_dirs: dict[str, str]) -> Registration:
+    """The run's weights logged to MLflow and registered, tried again for MLFLOW_REGISTER_RETRY_SECONDS.
+
+    MLflow is not the source of truth: a registration that keeps failing does not fail the job,
+    but it is said (`Registration.error`, then a warning event), never only logged.
+    """
     done = state.done
-    if not state.run_id or done is None:
-        return None, None
+    if done is None:
+        return Registration()
+    if not state.run_id:
+        return Registration(error="no MLflow run: it could not be started when the attempt began")
     mlflow_dirs = {name: path for name, path in artifact_dirs.items() if name != "merged"}
-    try:
-        return await asyncio.to_thread(
-            mlflow_run.log_outputs_and_register, context, state.job, state.run_id, mlflow_dirs,
-            [done.metrics_csv] if done.metrics_csv else [],
-        )  # fmt: skip
-    except Exception:
-        logger.exception("job %s: MLflow logging/registration failed", state.job.id)
-        return None, None
+    deadline = time.monotonic() + context.settings.mlflow_register_retry_seconds
+    wait = 0.5
+    while True:
+        try:
+            name, version = await asyncio.to_thread(
+                mlflow_run.log_outputs_and_register, context, state.job, state.run_id, mlflow_dirs,
+                [done.metrics_csv] if done.metrics_csv else [],
+            )  # fmt: skip
+            return Registration(name, version)
+        except Exception as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.exception("job %s: MLflow logging/registration failed; giving up", state.job.id)
+                return Registration(error=f"{type(error).__name__}: {error}"[:500])
+            logger.warning("job %s: MLflow registration failed (%s); trying again", state.job.id, error)
+            await asyncio.sleep(min(wait, left))  # the last try lands on the deadline
+            wait = min(wait * 2, 10.0)
 
 
-def _model_row(job: Job, artifact_dirs: dict[str, str], registry: tuple[Any, Any]) -> FineTunedModel:
+def _model_row(job: Job, artifact_dirs: dict[str, str], registry: Registration) -> FineTunedModel:
     return FineTunedModel(
         id=job.fine_tuned_model,
         job_id=job.id,
@@ -180,8 +209,8 @@ def _model_row(job: Job, artifact_dirs: dict[str, str], registry: tuple[Any, Any
         base_model=job.model,
         adapter_path=artifact_dirs.get("adapter") or artifact_dirs.get("model"),
         merged_path=artifact_dirs.get("merged"),
-        registry_name=registry[0],
-        registry_version=registry[1],
+        registry_name=registry.name,
+        registry_version=registry.version,
     )
 
 
@@ -232,9 +261,17 @@ async def finish_success(context: WorkerContext, state: RunState) -> bool:
                 finetuned.add(session, _model_row(job, artifact_dirs, registry))
             created = NewEvent(
                 f"New fine-tuned model created: {job.fine_tuned_model}",
-                data={"registry": {"name": registry[0], "version": registry[1]}},
+                data={"registry": {"name": registry.name, "version": registry.version}},
             )
-            said = (created, NewEvent("The job has successfully completed"))
+            said = [created, NewEvent("The job has successfully completed")]
+            if registry.error:
+                unregistered = NewEvent(
+                    f"The model was not registered in MLflow ({registry.error}); its weights are stored "
+                    "and can be downloaded",
+                    level="warn",
+                    data={"registry": {"error": registry.error}},
+                )
+                said.insert(1, unregistered)
             added = [repository.add_event(session, job.id, event, attempt=state.attempt) for event in said]
             await session.commit()
             return added, result_ids, True
