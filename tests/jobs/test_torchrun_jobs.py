@@ -21,8 +21,15 @@ from sqlalchemy import select
 from app.jobs.tables import JobEvent
 from tests.conftest import WorkerHandle
 from tests.jobs.datasets import chat_lines, jsonl
-from tests.jobs.helpers import TERMINAL, checkpoints, start_long_job, steps_by_attempt, wait_for_checkpoint, wait_status
-from tests.jobs.test_job_control import assert_resumed_without_repeats
+from tests.jobs.helpers import (
+    TERMINAL,
+    assert_resumed_from_a_checkpoint,
+    checkpoints,
+    start_long_job,
+    steps_by_attempt,
+    wait_for_checkpoint,
+    wait_status,
+)
 
 pytestmark = pytest.mark.slow
 FAULT_OOM_SEED = 4242
@@ -87,7 +94,8 @@ async def test_a_killed_rank_resumes_from_the_checkpoint_without_tokenizing_agai
     done = wait_status(client, job_id, TERMINAL)
     assert done.status == "succeeded", done.error
     saved = [c.step_number for c in await checkpoints(sessionmaker, job_id)]
-    assert_resumed_without_repeats(await steps_by_attempt(sessionmaker, job_id), saved, settings.checkpoint_every_steps)
+    steps = await steps_by_attempt(sessionmaker, job_id)
+    assert_resumed_from_a_checkpoint(steps, saved, settings.checkpoint_every_steps)
     said = await messages(sessionmaker, job_id)
     tokenized = [attempt for attempt, text in said if text.startswith("training_file: tokenized")]
     reused = [attempt for attempt, text in said if text.startswith("training_file:") and "reused" in text]
