@@ -140,7 +140,7 @@ async def test_a_job_from_upload_to_model_through_the_console(  # type: ignore[n
     # Models: the fine-tuned model, its adapter's files and a download.
     model = api.get(f"/v1/fine_tuning/jobs/{job_id}").json()["fine_tuned_model"]
     await page.get_by_role("link", name="Models").click()
-    await expect(page.get_by_role("heading", name=model)).to_be_visible()
+    await expect(page.get_by_role("heading", name=model, exact=True)).to_be_visible()  # its checkpoints too
     await page.get_by_role("button", name="List adapter files").click()
     await expect(page.get_by_role("button", name="Download adapter_config.json")).to_be_visible()
     await console.screenshot("models")

@@ -46,8 +46,8 @@ def torchrun_worker(stack: Any) -> Iterator[WorkerHandle]:
     extra = {"TRAINING_PROCESSES": "2", "PYTHONPATH": python_path, "FAULT_OOM_SEED": str(FAULT_OOM_SEED)}
     original = stack.start_worker
 
-    def start_torchrun_worker(queue: str, extra_env: dict[str, str] | None = None) -> Any:
-        return original(queue, {**extra, **(extra_env or {})})
+    def start_torchrun_worker(queue: str, extra_env: dict[str, str] | None = None, node: str = "") -> Any:
+        return original(queue, {**extra, **(extra_env or {})}, node=node)
 
     stack.start_worker = start_torchrun_worker
     try:
