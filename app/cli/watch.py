@@ -239,12 +239,18 @@ class _Watch:
         except ConnectionFailed:
             return False  # the stream notices a lost server on its own and reconnects
         self.view.status = job["status"]
-        return bool(job["status"] == "paused")
+        return _settled_pause(job)
 
     def _retrying(self, attempt: int, delay: float, reason: str) -> None:
         self.view.notice = f"connection lost ({reason}); reconnecting in {delay:.1f}s (attempt {attempt})"
         if self.live is None:
             self.state.err.print(escape(self.view.notice))
+
+
+def _settled_pause(job: dict[str, Any]) -> bool:
+    """Paused, and its checkpoint saved: a job asked to pause answers `paused` while its worker still stops
+    (`progress.stopping`), and a resume before then is refused (409 job_stopping)."""
+    return bool(job["status"] == "paused" and not (job.get("progress") or {}).get("stopping"))
 
 
 def watch_job(state: CliState, job_id: str, *, max_retries: int = 20, live: bool | None = None) -> int:
@@ -255,7 +261,7 @@ def watch_job(state: CliState, job_id: str, *, max_retries: int = 20, live: bool
     view = WatchState.of_job(job)
     watcher = _Watch(state, view, job["id"], max_retries)
     use_live = (state.out.is_terminal if live is None else live) and not state.json
-    if job["status"] == "paused":
+    if _settled_pause(job):
         watcher.replay_history()
         status = "paused"
     elif use_live:

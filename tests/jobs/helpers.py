@@ -43,7 +43,9 @@ def start_long_job(client: OpenAI, model: str, examples: int = 48, epochs: int =
 def wait_status(client: OpenAI, job_id: str, statuses: set[str], timeout: float = 300) -> Any:
     deadline = time.monotonic() + timeout
     job = client.fine_tuning.jobs.retrieve(job_id)
-    while job.status not in statuses:
+    # A job asked to cancel or pause answers that status at once; its worker is still stopping (saving the
+    # checkpoint) until `progress.stopping` is false: the tests mean the stopped job.
+    while job.status not in statuses or (getattr(job, "progress", None) or {}).get("stopping"):
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job.status} after {timeout}s (wanted {statuses})")
         time.sleep(0.5)
