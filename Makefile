@@ -65,10 +65,10 @@ deploy-check: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/check-deploy.sh
 
 test: install $(CHROMIUM) lint typecheck policies deploy-check
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
 test-full: install $(CHROMIUM)
-	FULL_CHAOS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	FULL_CHAOS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) bench/train_throughput.py

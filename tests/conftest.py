@@ -51,6 +51,8 @@ TEST_SETTINGS = {
     "KEEP_CHECKPOINTS": "2",
     "MAX_JOB_ATTEMPTS": "4",
     "LOG_LEVEL": "INFO",
+    # The suite trains, serves and decides on 2 shared cores at once: a decision may wait behind them.
+    "CERBOS_TIMEOUT_SECONDS": "15",
     # One thread per training process: on a shared 2-core machine more threads only contend.
     "OMP_NUM_THREADS": "1",
 }

@@ -21,7 +21,14 @@ class Resources(Clients):
     @classmethod
     def create(cls, settings: Settings, **engine_options: object) -> Resources:
         clients = Clients.connect(settings, engine_options=engine_options)
-        return cls(**clients, authorizer=Authorizer(settings.cerbos_url, grpc_address=settings.cerbos_grpc_address))
+        return cls(
+            **clients,
+            authorizer=Authorizer(
+                settings.cerbos_url,
+                grpc_address=settings.cerbos_grpc_address,
+                timeout_seconds=settings.cerbos_timeout_seconds,
+            ),
+        )
 
     async def close(self) -> None:
         await self.authorizer.close()

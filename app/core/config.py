@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Cerbos' gRPC listener ("host:3593"): when set, every decision goes over gRPC (about twice as fast as
     # HTTP here, see app/authz/transport.py); CERBOS_URL stays for the health check.
     cerbos_grpc_address: str | None = None
+    # How long one decision may take before the request fails closed (503). Cerbos answers in about a
+    # millisecond; the margin is for a host whose cores are all busy training, where 2 s was measured too short.
+    cerbos_timeout_seconds: float = 5.0
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
     # Without QDRANT_URL, vectors live in Qdrant local mode behind the embedded vector service.

@@ -15,6 +15,9 @@ import pytest
 from app.authz import Authorizer, Principal
 from app.devstack.cerbos import REPO_ROOT, CerbosNotInstalledError, CerbosServer, cerbos_binary
 
+# As the suite's CERBOS_TIMEOUT_SECONDS (tests/conftest.py): the 2 cores are shared with training and serving.
+DECISION_TIMEOUT_SECONDS = 15.0
+
 PEOPLE = {
     "alice": Principal(id="user-alice", roles=("user",), organization_id="org-a"),
     "bob": Principal(id="user-bob", roles=("user",), organization_id="org-a"),  # alice's colleague
@@ -47,7 +50,7 @@ def cerbos_url(cerbos_server: CerbosServer) -> str:
 
 @pytest.fixture(scope="session")
 async def authorizer(cerbos_url: str) -> AsyncIterator[Authorizer]:
-    authorizer = Authorizer(cerbos_url)
+    authorizer = Authorizer(cerbos_url, timeout_seconds=DECISION_TIMEOUT_SECONDS)
     yield authorizer
     await authorizer.close()
 
@@ -55,6 +58,8 @@ async def authorizer(cerbos_url: str) -> AsyncIterator[Authorizer]:
 @pytest.fixture(scope="session")
 async def grpc_authorizer(cerbos_server: CerbosServer) -> AsyncIterator[Authorizer]:
     """The same server asked over gRPC, as the APIs do."""
-    authorizer = Authorizer(cerbos_server.url, grpc_address=cerbos_server.grpc_address)
+    authorizer = Authorizer(
+        cerbos_server.url, grpc_address=cerbos_server.grpc_address, timeout_seconds=DECISION_TIMEOUT_SECONDS
+    )
     yield authorizer
     await authorizer.close()
