@@ -7,6 +7,7 @@ import os
 import socket
 
 from app.catalog import repository as catalog
+from app.catalog.sources import unavailable
 from app.catalog.tables import CatalogEntry
 from app.core.worker_context import WorkerContext
 from app.files import repository as files
@@ -39,6 +40,9 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
         await record.fail(context, job, attempt, "max_attempts_exceeded", message)
         return "failed"
     assert entry is not None
+    if problem := unavailable(entry.id, entry.source, f"the GPU worker {worker_name}"):
+        await record.fail(context, job, attempt, "base_model_unavailable", problem)
+        return "failed"
     state = RunState(job=job, attempt=attempt, work_dir=work_dir_of(context, job_id))
     state.work_dir.mkdir(parents=True, exist_ok=True)
     config_path = build_config(context, job, entry, rows).write(state.work_dir / f"config-attempt-{attempt}.json")
