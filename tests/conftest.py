@@ -29,7 +29,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Worker settings that make the lifecycle observable in seconds rather than minutes.
 TEST_SETTINGS = {
     "JOB_LEASE_SECONDS": "8",
-    "JOB_HEARTBEAT_SECONDS": "1",
     "JOB_CONTROL_POLL_SECONDS": "0.5",
     "RECONCILE_INTERVAL_SECONDS": "2",
     "OUTBOX_RELAY_AFTER_SECONDS": "2",

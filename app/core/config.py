@@ -51,12 +51,6 @@ class Settings(BaseSettings):
     api_key_pepper: SecretStr | None = None
     api_key_prefix: str = "sk-ft-"
 
-    user_api_host: str = "0.0.0.0"
-    user_api_port: int = 8080
-    admin_api_host: str = "127.0.0.1"
-    admin_api_port: int = 8010
-    public_base_url: str = "http://127.0.0.1:8080"
-
     # Upload limits: answered with 413 / 400 before anything is stored.
     max_upload_bytes: int = 512 * 1024 * 1024
     max_line_bytes: int = 4 * 1024 * 1024
@@ -68,7 +62,6 @@ class Settings(BaseSettings):
     keep_checkpoints: int = 3
     truncate_long_examples: bool = True
     job_lease_seconds: int = 120
-    job_heartbeat_seconds: int = 10
     job_control_poll_seconds: float = 1.0
     # How long a GPU worker keeps retrying a write while PostgreSQL is away (restart, failover) before
     # it gives up on that write; training goes on meanwhile, held back only by the progress it reports.
@@ -76,12 +69,10 @@ class Settings(BaseSettings):
     max_job_attempts: int = 3
     reconcile_interval_seconds: int = 15
     outbox_relay_after_seconds: int = 10
-    default_max_seq_length: int = 2048
     estimate_tokens_per_second: float = 2500.0
 
     # Celery: one number for the broker's redelivery timeout, used everywhere Celery reads it.
     celery_visibility_timeout: int = 43200
-    worker_concurrency: int = 1
     # Prefork children of the CPU worker keep the embedding model and tokenizers loaded across tasks;
     # replacing each child after every task cost 10-20 s per task. The GPU worker (solo pool) ignores
     # this: each job already runs in a fresh training process.
@@ -121,8 +112,10 @@ class Settings(BaseSettings):
         if strict:
             for name in ("database_url", "api_key_pepper", "hf_token", "qdrant_api_key"):
                 value = getattr(self, name)
-                if value is not None and _looks_like_placeholder(value.get_secret_value()):
+                if value is not None and looks_like_placeholder(value.get_secret_value()):
                     raise ValueError(f"{name.upper()} still holds a placeholder value; set a real one")
+            if looks_like_placeholder(self.redis_url):  # the Redis password lives in the URL
+                raise ValueError("REDIS_URL still holds a placeholder password; set a real one")
             if self.api_key_pepper.get_secret_value() == DEV_API_KEY_PEPPER:
                 raise ValueError("API_KEY_PEPPER is the development default; set a real one")
         return self
@@ -159,7 +152,7 @@ class Settings(BaseSettings):
         return self.api_key_pepper.get_secret_value().encode()
 
 
-def _looks_like_placeholder(value: str) -> bool:
+def looks_like_placeholder(value: str) -> bool:
     lowered = value.lower()
     return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
 
@@ -174,6 +167,7 @@ class BrokerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    log_level: str = Settings.model_fields["log_level"].default
     redis_url: str = Settings.model_fields["redis_url"].default
     celery_visibility_timeout: int = Settings.model_fields["celery_visibility_timeout"].default
     worker_max_tasks_per_child: int = Settings.model_fields["worker_max_tasks_per_child"].default
