@@ -91,14 +91,17 @@ async def drive(base_url: str, key: str, operation: Operation, clients: int, sec
         "clients": clients,
         "requests": sum(statuses.values()),
         "requests_per_second": round(ok / elapsed, 1),
+        "seconds": round(elapsed, 3),
         "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
         "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1) if latencies else None,
         "statuses": dict(statuses),
     }
 
 
-async def seed(database_url: str, settings: Any, events_per_job: int = 50, jobs: int = 40) -> tuple[str, str]:
-    """One user with a key, a base model, a file row and jobs with events: what the read paths return."""
+async def seed(
+    database_url: str, settings: Any, events_per_job: int = 50, jobs: int = 40, files: int = 1
+) -> tuple[str, str]:
+    """One user with a key, a base model, `files` file rows and jobs with events: what the read paths return."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from app.catalog.tables import CatalogEntry
@@ -115,12 +118,13 @@ async def seed(database_url: str, settings: Any, events_per_job: int = 50, jobs:
         issued = await service.issue_key(session, settings, user.id, "bench")
         session.add(CatalogEntry(id="bench-model", source="/models/bench", max_seq_length=256, allowed=True,
                                  download_status="ready"))  # fmt: skip
-        file_row = File(id=ids.file_id(), owner_id=user.id, organization_id=org.id, filename="seed.jsonl",
-                        purpose="fine-tune", bytes=len(UPLOAD), sha256="0" * 64, storage_name="seed.jsonl",
-                        status="processed", data_format="chat", statistics={"examples": 20},
-                        index_status="pending")  # fmt: skip
-        session.add(file_row)
+        file_rows = [File(id=ids.file_id(), owner_id=user.id, organization_id=org.id, filename=f"seed-{n}.jsonl",
+                          purpose="fine-tune", bytes=len(UPLOAD), sha256="0" * 64, storage_name=f"seed-{n}.jsonl",
+                          status="processed", data_format="chat", statistics={"examples": 20},
+                          index_status="pending") for n in range(files)]  # fmt: skip
+        session.add_all(file_rows)
         await session.flush()
+        file_row = file_rows[0]
         job_ids = []
         for n in range(jobs):
             job = Job(id=ids.job_id(), owner_id=user.id, organization_id=org.id, model="bench-model",

@@ -24,6 +24,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+# The vLLM engine fixture (`serving`), shared by the serving tests and the console's playground.
+pytest_plugins = ["tests.serving"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Worker settings that make the lifecycle observable in seconds rather than minutes.

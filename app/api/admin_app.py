@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.admin.endpoints import routers
-from app.api.common import create_app
+from app.api.application import create_app
 from app.inference.lifespan import inference_gateway
 
 app = create_app("Fine-tuning MLOps — admin API", "admin", routers, extensions=[inference_gateway])

@@ -1,4 +1,8 @@
-"""Dependency aliases shared by the endpoints of both APIs."""
+"""Dependency aliases shared by the endpoints of both APIs.
+
+Every dependency here is `async def`: FastAPI runs a plain `def` dependency in a worker thread,
+a thread hop per dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Authorizer, Principal
+from app.authz.resources import Resources
 from app.core.config import Settings
 from app.core.database import session_scope
-from app.core.resources import Resources
-from app.users.service import authenticate
+from app.users.authentication import authenticate
+from app.users.credential_cache import CredentialCache
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     return request.app.state.resources  # type: ignore[no-any-return]
 
 
@@ -30,17 +35,18 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 
 # scope="function": commit (and run after-commit hooks) before the response leaves, so a client
 # that got a 2xx can rely on the change being durable and visible to its next request.
+# One session per request: authentication and the handler share it (FastAPI solves it once).
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_settings_dep(resources: ResourcesDep) -> Settings:
+async def get_settings_dep(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_authorizer(resources: ResourcesDep) -> Authorizer:
+async def get_authorizer(resources: ResourcesDep) -> Authorizer:
     return resources.authorizer
 
 
@@ -52,16 +58,19 @@ AuthzDep = Annotated[Authorizer, Depends(get_authorizer)]
 bearer_scheme = HTTPBearer(auto_error=False, description="A platform API key: `Authorization: Bearer sk-ft-...`")
 
 
+async def get_credentials(request: Request) -> CredentialCache:
+    return request.app.state.credentials  # type: ignore[no-any-return]
+
+
 async def get_principal(
     request: Request,
     resources: ResourcesDep,
+    credentials: Annotated[CredentialCache, Depends(get_credentials)],
+    session: SessionDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    # Authentication uses its own short transaction so last_used_at is kept even when the request fails.
-    async for session in session_scope(resources.sessionmaker):
-        user = await authenticate(session, resources.settings, authorization)
-    principal = Principal(id=user.id, roles=list(user.roles), organization_id=user.organization_id)
+    principal = await authenticate(session, resources.settings, credentials, authorization)
     request.state.principal = principal
     return principal
 

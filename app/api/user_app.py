@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.api.common import create_app
+from app.api.application import create_app
 from app.console.routes import mount_console
 from app.files.endpoints import router as files_router
 from app.finetuned.endpoints import router as models_router

@@ -5,6 +5,7 @@ from app.authz.filters import UntranslatablePlanError
 from app.authz.kinds import POLICY_ATTRIBUTES, Kind, resource_attributes
 from app.authz.principal import Principal
 from app.authz.service import COLLECTION_ID, Authorizer
+from app.authz.transport import ResourceCheck
 
 __all__ = [
     "COLLECTION_ID",
@@ -15,6 +16,7 @@ __all__ = [
     "Kind",
     "NotFound",
     "Principal",
+    "ResourceCheck",
     "UntranslatablePlanError",
     "hidden",
     "resource_attributes",

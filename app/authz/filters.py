@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cerbos.sdk.model import PlanResourcesFilterKind, PlanResourcesResponse
 from cerbos_sqlalchemy import get_query
 from sqlalchemy import ColumnElement, Table, false, inspect, true
 from sqlalchemy.orm import DeclarativeBase
 
 from app.authz.kinds import POLICY_ATTRIBUTES
+from app.authz.transport import Plan
 
 ATTRIBUTE_PREFIX = "request.resource.attr."
 RESOURCE_ID = "request.resource.id"
@@ -53,18 +53,19 @@ def attribute_columns(table: Table, overrides: Mapping[str, ColumnElement[Any]] 
 
 
 def plan_to_condition(
-    plan: PlanResourcesResponse,
+    plan: Plan,
     table: TableLike,
     overrides: Mapping[str, ColumnElement[Any]] | None = None,
 ) -> ColumnElement[bool]:
     """The rows of `table` the plan allows; `overrides` maps attribute names to columns of `table`."""
-    if plan.filter is None or plan.filter.kind == PlanResourcesFilterKind.ALWAYS_DENIED:
+    if plan.outcome == "denied":
         return false()
-    if plan.filter.kind == PlanResourcesFilterKind.ALWAYS_ALLOWED:
+    if plan.outcome == "allowed":
         return true()
     resolved = as_table(table)
     try:
-        where = get_query(plan, resolved, attribute_columns(resolved, overrides)).whereclause
+        # get_query reads either transport's response (the SDK's dataclass or its protobuf message).
+        where = get_query(plan.response, resolved, attribute_columns(resolved, overrides)).whereclause
     except (KeyError, TypeError, ValueError) as error:
         raise UntranslatablePlanError(
             f"cannot translate the {plan.resource_kind!r} plan to SQL on {resolved.name!r}: {error}"

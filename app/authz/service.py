@@ -1,35 +1,29 @@
-"""Every authorization decision of the platform, asked of Cerbos over HTTP.
+"""Every authorization decision of the platform, asked of Cerbos; none is ever cached here.
 
-Single objects: `check_resources`. Lists: `plan_resources` turned into a SQL
-condition (`list_filter`), so a list query never fetches another tenant's rows.
-Cerbos denies by default, and any failure to get an answer raises
-`AuthorizationUnavailable` (503): nothing is allowed on a transport error.
-A principal without roles (a disabled user) is denied without asking, because
-Cerbos rejects such a request instead of denying it.
+Single objects: `CheckResources`, several objects (of one kind or of several) in one call.
+Lists: `PlanResources` turned into a SQL condition (`list_filter`), so a list query never
+fetches another tenant's rows. Cerbos denies by default, and any failure to get an answer
+raises `AuthorizationUnavailable` (503): nothing is allowed on a transport error.
+A principal without roles (a disabled user) is denied without asking, because Cerbos
+rejects such a request instead of denying it. Since no answer is kept, a permission taken
+out of a policy is refused on the next call Cerbos answers with the new policy.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
-import httpx
-from cerbos.sdk.client import AsyncCerbosClient
-from cerbos.sdk.model import (
-    CerbosRequestException,
-    CheckResourcesResponse,
-    Resource,
-    ResourceDesc,
-    ResourceList,
-)
 from sqlalchemy import ColumnElement, false
 
 from app.authz.errors import AuthorizationUnavailable, Forbidden, hidden
 from app.authz.filters import TableLike, plan_to_condition
 from app.authz.kinds import Kind, resource_attributes
 from app.authz.principal import Principal
+from app.authz.transport import GrpcTransport, HttpTransport, ResourceCheck, Transport
+from app.core.logging import request_id_var
 
 Row = TypeVar("Row")
 Attributes = Mapping[str, Any]
@@ -41,10 +35,16 @@ COLLECTION_ID = "*"
 
 
 class Authorizer:
-    """Built once per process (lifespan, worker init); `close()` at shutdown."""
+    """Built once per process (lifespan, worker init); `close()` at shutdown.
 
-    def __init__(self, cerbos_url: str, *, timeout_seconds: float = 2.0) -> None:
-        self._client = AsyncCerbosClient(cerbos_url, timeout_secs=timeout_seconds)
+    With `grpc_address` ("host:3593") decisions go over gRPC, else over HTTP to `cerbos_url`.
+    """
+
+    def __init__(self, cerbos_url: str, *, grpc_address: str | None = None, timeout_seconds: float = 2.0) -> None:
+        self._transport: Transport = (
+            GrpcTransport(grpc_address, timeout_seconds) if grpc_address else HttpTransport(cerbos_url, timeout_seconds)
+        )
+        self.transport_name = "grpc" if grpc_address else "http"
 
     async def check(self, principal: Principal, kind: Kind, resource_id: str, attrs: Attributes, action: str) -> bool:
         allowed = await self.check_many(principal, kind, {resource_id: attrs}, [action])
@@ -58,15 +58,30 @@ class Authorizer:
         actions: Collection[str],
     ) -> dict[str, frozenset[str]]:
         """Resource id -> the subset of `actions` the principal may take on it."""
+        wanted = tuple(actions)
+        checks = [ResourceCheck(str(kind), resource_id, attrs, wanted) for resource_id, attrs in resources.items()]
+        return dict(zip(resources, await self.check_all(principal, checks), strict=True))
+
+    async def check_all(self, principal: Principal, checks: Sequence[ResourceCheck]) -> list[frozenset[str]]:
+        """The allowed actions of each check, in order: resources of any kinds, in as few calls as Cerbos allows.
+
+        A handler that decides on several objects (a job and the files it trains on) asks once.
+        """
         if not principal.roles:
-            return {resource_id: frozenset() for resource_id in resources}
-        items = list(resources.items())
+            return [frozenset() for _ in checks]
+        unique = list(_merged(checks).values())
         batches = [
-            dict(items[start : start + MAX_RESOURCES_PER_REQUEST])
-            for start in range(0, len(items), MAX_RESOURCES_PER_REQUEST)
+            unique[start : start + MAX_RESOURCES_PER_REQUEST]
+            for start in range(0, len(unique), MAX_RESOURCES_PER_REQUEST)
         ]
-        answers = await asyncio.gather(*(self._check_batch(principal, kind, batch, actions) for batch in batches))
-        return {resource_id: allowed for answer in answers for resource_id, allowed in answer.items()}
+        request_id = request_id_var.get()  # Cerbos' own logs then name the platform's request
+        answers = await asyncio.gather(*(self._transport.check(principal, batch, request_id) for batch in batches))
+        allowed = {
+            (check.kind, check.resource_id): actions
+            for batch, answer in zip(batches, answers, strict=True)
+            for check, actions in zip(batch, answer, strict=True)
+        }
+        return [allowed[check.kind, check.resource_id] & frozenset(check.actions) for check in checks]
 
     async def require(
         self, principal: Principal, kind: Kind, resource_id: str, attrs: Attributes | None, action: str
@@ -121,40 +136,27 @@ class Authorizer:
         """
         if not principal.roles:
             return false()
-        async with _cerbos_call():
-            plan = await self._client.plan_resources(action, principal.to_cerbos(), ResourceDesc(kind=str(kind)))
-            plan.raise_if_failed()
+        plan = await self._transport.plan(principal, str(kind), action, request_id_var.get())
         return plan_to_condition(plan, table, columns)
 
+    async def connect(self) -> None:
+        """Connect to Cerbos at start-up; a Cerbos not up yet is reported by /ready, not fatal here."""
+        try:
+            await self._transport.connect()
+        except AuthorizationUnavailable:
+            return  # logged by the transport; the first decision connects again
+
     async def close(self) -> None:
-        await self._client.close()
-
-    async def _check_batch(
-        self, principal: Principal, kind: Kind, resources: Mapping[str, Attributes], actions: Collection[str]
-    ) -> dict[str, frozenset[str]]:
-        request = ResourceList()
-        for resource_id, attrs in resources.items():
-            request.add(Resource(id=resource_id, kind=str(kind), attr=dict(attrs)), set(actions))
-        async with _cerbos_call():
-            response = await self._client.check_resources(principal.to_cerbos(), request)
-            response.raise_if_failed()
-        return {resource_id: _allowed_actions(response, resource_id, actions) for resource_id in resources}
+        await self._transport.close()
 
 
-def _allowed_actions(response: CheckResourcesResponse, resource_id: str, actions: Collection[str]) -> frozenset[str]:
-    result = response.get_resource(resource_id)
-    if result is None:
-        raise AuthorizationUnavailable(f"Cerbos returned no decision for resource {resource_id!r}")
-    return frozenset(action for action in actions if result.is_allowed(action))
-
-
-@asynccontextmanager
-async def _cerbos_call() -> AsyncIterator[None]:
-    """Any way of not getting a decision becomes one retryable error."""
-    try:
-        yield
-    except CerbosRequestException as error:
-        raise AuthorizationUnavailable(f"Cerbos refused the request: {error}") from error
-    except (httpx.HTTPError, ValueError, KeyError) as error:
-        # ValueError/KeyError: the SDK parses an error body that was not Cerbos JSON.
-        raise AuthorizationUnavailable(f"Cerbos is unreachable: {error}") from error
+def _merged(checks: Sequence[ResourceCheck]) -> dict[tuple[str, str], ResourceCheck]:
+    """One entry per object: the same object asked twice (a training file that is also the validation
+    file) is sent once, with the actions of both."""
+    merged: dict[tuple[str, str], ResourceCheck] = {}
+    for check in checks:
+        key = (check.kind, check.resource_id)
+        earlier = merged.get(key)
+        actions = check.actions if earlier is None else tuple(dict.fromkeys((*earlier.actions, *check.actions)))
+        merged[key] = replace(check, actions=actions)
+    return merged

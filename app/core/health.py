@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from app.core.resources import Resources
+from app.core.clients import Clients
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -32,7 +32,7 @@ async def _http_ok(url: str) -> None:
         response.raise_for_status()
 
 
-def dependency_checks(resources: Resources) -> dict[str, Callable[[], Awaitable[None]]]:
+def dependency_checks(resources: Clients) -> dict[str, Callable[[], Awaitable[None]]]:
     settings = resources.settings
 
     async def database() -> None:
@@ -58,7 +58,7 @@ def dependency_checks(resources: Resources) -> dict[str, Callable[[], Awaitable[
 
 
 async def check_dependencies(
-    resources: Resources, extra: dict[str, Callable[[], Awaitable[None]]] | None = None
+    resources: Clients, extra: dict[str, Callable[[], Awaitable[None]]] | None = None
 ) -> list[dict[str, Any]]:
     checks = dependency_checks(resources) | (extra or {})
     return list(await asyncio.gather(*(_timed(name, check) for name, check in checks.items())))

@@ -46,12 +46,16 @@ class CerbosServer:
         grpc_port: int | None = None,
         policies_dir: Path = POLICIES_DIR,
         binary: Path | None = None,
+        admin_api: bool = False,
     ) -> None:
         self.work_dir = work_dir.resolve()
         self.http_port = http_port or free_port(HOST)
         self.grpc_port = grpc_port or free_port(HOST)
         self.policies_dir = policies_dir.resolve()
         self.binary = binary or cerbos_binary()
+        # Cerbos' Admin API (with its default credentials, so for throwaway instances only): lets a test
+        # reload edited policies the way an operator does (`cerbosctl store reload`).
+        self.admin_api = admin_api
         self.config_path = self.work_dir / "cerbos.yaml"
         self.process = ManagedProcess(
             "cerbos",
@@ -68,11 +72,11 @@ class CerbosServer:
         return f"{HOST}:{self.grpc_port}"
 
     def config(self) -> dict[str, Any]:
+        server: dict[str, Any] = {"httpListenAddr": f"{HOST}:{self.http_port}", "grpcListenAddr": self.grpc_address}
+        if self.admin_api:
+            server["adminAPI"] = {"enabled": True}
         return {
-            "server": {
-                "httpListenAddr": f"{HOST}:{self.http_port}",
-                "grpcListenAddr": self.grpc_address,
-            },
+            "server": server,
             "storage": {
                 "driver": "disk",
                 "disk": {"directory": str(self.policies_dir), "watchForChanges": False},

@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Real servers to use instead of embedded ones, and what else the stack takes from the configuration.
 CONFIGURED_NAMES = (
-    "DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_URL", "QDRANT_URL", "DATA_DIR", "HF_HUB_OFFLINE",
-    "HF_HOME",
+    "DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_URL", "CERBOS_GRPC_ADDRESS", "QDRANT_URL", "DATA_DIR",
+    "HF_HUB_OFFLINE", "HF_HOME",
 )  # fmt: skip
 
 
@@ -75,7 +75,7 @@ class Stack:
         }
         env["DATABASE_URL"] = self.configured.get("DATABASE_URL") or self._start_postgres()
         env["REDIS_URL"] = self.configured.get("REDIS_URL") or self._start_valkey()
-        env["CERBOS_URL"] = self.configured.get("CERBOS_URL") or self._start_cerbos()
+        env.update(self._cerbos_env())
         env["MLFLOW_TRACKING_URI"] = self.configured.get("MLFLOW_TRACKING_URI") or self._start_mlflow()
         if self.configured.get("QDRANT_URL"):
             env["QDRANT_URL"] = self.configured["QDRANT_URL"]
@@ -108,7 +108,15 @@ class Stack:
         self.servers.append(valkey)
         return valkey.url()
 
-    def _start_cerbos(self) -> str:
+    def _cerbos_env(self) -> dict[str, str]:
+        """CERBOS_URL (HTTP) and CERBOS_GRPC_ADDRESS, which the APIs' decisions use when set."""
+        if self.configured.get("CERBOS_URL"):
+            grpc = self.configured.get("CERBOS_GRPC_ADDRESS")
+            return {"CERBOS_URL": self.configured["CERBOS_URL"], **({"CERBOS_GRPC_ADDRESS": grpc} if grpc else {})}
+        cerbos = self._start_cerbos()
+        return {"CERBOS_URL": cerbos.url, "CERBOS_GRPC_ADDRESS": cerbos.grpc_address}
+
+    def _start_cerbos(self) -> CerbosServer:
         cerbos = CerbosServer(
             policies_dir=REPO_ROOT / "policies",
             http_port=self.ports.cerbos_http,
@@ -117,7 +125,7 @@ class Stack:
         )
         cerbos.start()
         self.servers.append(cerbos)
-        return cerbos.url
+        return cerbos
 
     def _start_mlflow(self) -> str:
         mlflow = EmbeddedMlflow(self.data_dir / "mlflow", self.ports.mlflow, self.log_dir)
@@ -172,6 +180,10 @@ class Stack:
                 "--port",
                 str(port),
                 "--no-access-log",
+                # What uvicorn[standard] picks anyway, named so a missing one fails the start instead
+                # of falling back to the pure-Python loop and parser.
+                "--loop=uvloop",
+                "--http=httptools",
             ],
         )
 

@@ -11,8 +11,8 @@ from typing import Any
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.authz.resources import Resources
 from app.core.celery_app import GPU_QUEUE, celery_app
-from app.core.resources import Resources
 from app.fleet import queues as broker
 from app.fleet.gpus import SAMPLE_KEY_PATTERN
 from app.fleet.inspect import ControlReplies, ask_workers, worker_queues

@@ -6,8 +6,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from app.authz.resources import Resources
 from app.core.errors import ServiceUnavailable
-from app.core.resources import Resources
 from app.inference.gateway import InferenceGateway
 
 logger = logging.getLogger(__name__)

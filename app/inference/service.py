@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Authorizer, Kind, Principal, hidden
+from app.authz.resources import Resources
 from app.catalog import repository as catalog
 from app.core.config import Settings
 from app.core.errors import NotFound, PlatformError
-from app.core.resources import Resources
 from app.finetuned import repository as fine_tuned
 from app.finetuned.tables import FineTunedModel
 from app.inference import repository, wire

@@ -81,7 +81,7 @@ async def list_jobs(
     """The caller's jobs (and those the policy lets them read), newest first."""
     wanted = _metadata_filter(metadata, request.query_params)
     rows, has_more = await service.list_visible(session, authorizer, principal, after, limit, wanted)
-    return page([JobObject.of(row).model_dump() for row in rows], has_more)
+    return page([JobObject.of(row) for row in rows], has_more)
 
 
 def _metadata_filter(raw: str | None, params: QueryParams) -> MetadataFilter:
@@ -168,7 +168,7 @@ async def list_events(
     rows, has_more = await service.list_events(
         session, resources.authorizer, principal, fine_tuning_job_id, after, limit
     )
-    return page([EventObject.of(row).model_dump() for row in rows], has_more)
+    return page([EventObject.of(row) for row in rows], has_more)
 
 
 async def _event_stream(

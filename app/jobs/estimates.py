@@ -10,12 +10,12 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.catalog.tables import CatalogEntry
 from app.core.celery_app import TASK_COUNT_TOKENS, celery_app, queue_for
 from app.core.config import Settings
 from app.core.database import utcnow
 from app.core.errors import BadRequest, ServiceUnavailable
-from app.core.resources import Resources
 from app.files.service import storage_path
 from app.files.tables import File
 from app.jobs import service

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import Authorizer, Kind, Principal, resource_attributes
+from app.authz import Authorizer, Kind, Principal, ResourceCheck, hidden, resource_attributes
+from app.authz.resources import Resources
 from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
 from app.core import ids
@@ -16,7 +17,6 @@ from app.core.celery_app import TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.outbox import enqueue
-from app.core.resources import Resources
 from app.files import repository as files
 from app.files.tables import File
 from app.jobs import events, repository
@@ -42,11 +42,8 @@ def tunable(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in hyperparameters.items() if key not in RECIPE_FIELDS}
 
 
-async def _usable_file(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str, param: str, method: str
-) -> File:
-    row = await files.get_live(session, file_id)
-    if row is None or not await authorizer.check(principal, Kind.FILE, file_id, resource_attributes(row), "read"):
+def _usable_file(row: File | None, readable: bool, file_id: str, param: str, method: str) -> File:
+    if row is None or not readable:
         raise NotFound(f"No such file: '{file_id}'", param=param, code="file_not_found")
     if row.purpose != "fine-tune":
         raise BadRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
@@ -61,6 +58,17 @@ async def _usable_file(
             code="invalid_file_format",
         )
     return row
+
+
+async def _decide(
+    authorizer: Authorizer, principal: Principal, rows: dict[str, File | None], creating: ResourceCheck | None
+) -> tuple[bool, dict[str, bool]]:
+    """One Cerbos call for the job's `create` (when creating) and `read` on each file found."""
+    found = {param: row for param, row in rows.items() if row is not None}
+    checks = [ResourceCheck(str(Kind.FILE), row.id, resource_attributes(row), ("read",)) for row in found.values()]
+    answers = await authorizer.check_all(principal, [*checks, *([creating] if creating else [])])
+    readable = {param: bool(answer) for param, answer in zip(found, answers, strict=False)}
+    return (bool(answers[-1]) if creating else True), readable
 
 
 async def _usable_model(session: AsyncSession, model: str) -> CatalogEntry:
@@ -96,17 +104,31 @@ def _check_hyperparameters(body: JobCreate, training: File, entry: CatalogEntry)
 
 
 async def check_request(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, body: JobCreate
+    session: AsyncSession,
+    authorizer: Authorizer,
+    principal: Principal,
+    body: JobCreate,
+    creating: ResourceCheck | None = None,
 ) -> tuple[CatalogEntry, File, File | None, dict[str, Any]]:
-    """Every check a create (or an estimate) makes before anything is written."""
+    """Every check a create (or an estimate) makes before anything is written.
+
+    The decisions (the new job's `create` when `creating`, `read` on each file) go to Cerbos in one
+    call; the errors keep their order: the job, then the request, the model, each file.
+    """
+    named = {"training_file": body.training_file}
+    if body.validation_file:
+        named["validation_file"] = body.validation_file
+    rows = {param: await files.get_live(session, file_id) for param, file_id in named.items()}
+    may_create, readable = await _decide(authorizer, principal, rows, creating)
+    if creating is not None and not may_create:
+        raise hidden(Kind.FINE_TUNING_JOB, creating.resource_id)
     if body.integrations:
         raise BadRequest("Integrations are not supported on this platform.", param="integrations")
     entry = await _usable_model(session, body.model)
     method = body.method_type()
-    training = await _usable_file(session, authorizer, principal, body.training_file, "training_file", method)
-    validation = None
-    if body.validation_file:
-        validation = await _usable_file(session, authorizer, principal, body.validation_file, "validation_file", method)
+    usable = {param: _usable_file(rows[param], readable.get(param, False), file_id, param, method)
+              for param, file_id in named.items()}  # fmt: skip
+    training, validation = usable["training_file"], usable.get("validation_file")
     requested = _check_hyperparameters(body, training, entry)
     return entry, training, validation, requested
 
@@ -114,8 +136,8 @@ async def check_request(
 async def create(resources: Resources, session: AsyncSession, principal: Principal, body: JobCreate) -> Job:
     job_id = ids.job_id()
     attrs = {"owner_id": principal.id, "organization_id": principal.organization_id}
-    await resources.authorizer.require(principal, Kind.FINE_TUNING_JOB, job_id, attrs, "create")
-    _, training, validation, requested = await check_request(session, resources.authorizer, principal, body)
+    creating = ResourceCheck(str(Kind.FINE_TUNING_JOB), job_id, attrs, ("create",))
+    _, training, validation, requested = await check_request(session, resources.authorizer, principal, body, creating)
     await check_concurrent_jobs(session, principal)
     job = Job(
         id=job_id,

@@ -32,5 +32,6 @@ def lookup_prefix(secret: str, prefix: str) -> str:
     return secret[: len(prefix) + LOOKUP_CHARS]
 
 
-def secret_matches(secret: str, secret_hash: str, pepper: bytes) -> bool:
-    return hmac.compare_digest(hash_secret(secret, pepper), secret_hash)
+def digests_match(digest: str, secret_hash: str) -> bool:
+    """`digest` is `hash_secret` of the presented secret; compared in constant time."""
+    return hmac.compare_digest(digest, secret_hash)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import contains_pattern, fetch_page
@@ -86,6 +87,36 @@ async def users_page(
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
     return await session.get(ApiKey, key_id)
+
+
+# What authentication reads of a key and its user: one lookup by the unique lookup prefix, joined on
+# the user's primary key. Built once, so SQLAlchemy reuses its compiled form on every request.
+CREDENTIAL_BY_PREFIX = (
+    select(
+        ApiKey.secret_hash,
+        ApiKey.id,
+        User.id,
+        User.organization_id,
+        User.roles,
+        User.disabled,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.lookup_prefix == bindparam("lookup_prefix"))
+)
+
+
+async def credential_by_prefix(
+    session: AsyncSession, lookup_prefix: str
+) -> Row[str, str, str, str, list[str], bool, datetime | None, datetime | None, datetime | None] | None:
+    """(secret_hash, key id, user id, organization id, roles, disabled, revoked_at, expires_at, last_used_at)."""
+    return (await session.execute(CREDENTIAL_BY_PREFIX, {"lookup_prefix": lookup_prefix})).one_or_none()
+
+
+async def record_key_use(session: AsyncSession, key_id: str, when: datetime) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
 
 
 async def keys_page(

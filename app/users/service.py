@@ -1,22 +1,16 @@
-"""Organizations, users and API keys: creation and authentication."""
+"""Organizations, users and API keys: creation (authentication is in `app.users.authentication`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import ids
 from app.core.config import Settings
-from app.core.database import utcnow
-from app.core.errors import Unauthorized
 from app.users import keys
 from app.users.tables import ApiKey, Organization, User
-
-# Writing last_used_at on every request would turn each read into a write; a minute is precise enough.
-LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -56,29 +50,3 @@ async def issue_key(
     session.add(row)
     await session.flush()
     return IssuedKey(row=row, secret=new_key.secret)
-
-
-async def authenticate(session: AsyncSession, settings: Settings, authorization: str | None) -> User:
-    """The user behind an `Authorization: Bearer <key>` header, or 401."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise Unauthorized("Missing API key. Send it as 'Authorization: Bearer <key>'.")
-    secret = authorization[7:].strip()
-    invalid = Unauthorized("Incorrect API key provided.")
-    if not secret.startswith(settings.api_key_prefix):
-        raise invalid
-    row = await session.scalar(
-        select(ApiKey).where(ApiKey.lookup_prefix == keys.lookup_prefix(secret, settings.api_key_prefix))
-    )
-    if row is None or not keys.secret_matches(secret, row.secret_hash, settings.pepper):
-        raise invalid
-    now = utcnow()
-    if row.revoked_at is not None:
-        raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthorized("This API key has expired.", code="expired_api_key")
-    user = await session.get(User, row.user_id)
-    if user is None or user.disabled:
-        raise Unauthorized("The account of this API key is disabled.", code="account_disabled")
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-    return user

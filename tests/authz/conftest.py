@@ -35,13 +35,26 @@ def cerbos_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cerbos_url(cerbos_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def cerbos_server(cerbos_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CerbosServer]:
     with CerbosServer(tmp_path_factory.mktemp("cerbos"), binary=cerbos_path) as server:
-        yield server.url
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cerbos_url(cerbos_server: CerbosServer) -> str:
+    return cerbos_server.url
 
 
 @pytest.fixture(scope="session")
 async def authorizer(cerbos_url: str) -> AsyncIterator[Authorizer]:
     authorizer = Authorizer(cerbos_url)
+    yield authorizer
+    await authorizer.close()
+
+
+@pytest.fixture(scope="session")
+async def grpc_authorizer(cerbos_server: CerbosServer) -> AsyncIterator[Authorizer]:
+    """The same server asked over gRPC, as the APIs do."""
+    authorizer = Authorizer(cerbos_server.url, grpc_address=cerbos_server.grpc_address)
     yield authorizer
     await authorizer.close()

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.core.outbox import OutboxMessage
-from app.core.resources import Resources
 from app.jobs import service
 from app.jobs.schemas import JobCreate
 from tests.chaos.evidence import record

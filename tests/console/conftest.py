@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,11 +112,11 @@ class Console:
         assert not self.script_errors, self.script_errors
 
 
-@pytest.fixture
-async def console(browser: Browser, user_api: str, shots_dir: Path) -> AsyncIterator[Console]:
+@asynccontextmanager
+async def _tab(browser: Browser, base_url: str, shots: Path) -> AsyncIterator[Console]:
     context = await browser.new_context(viewport=DESKTOP, accept_downloads=True, locale="en-GB", timezone_id="UTC")
     page = await context.new_page()
-    tab = Console(page, user_api, shots_dir)
+    tab = Console(page, base_url, shots)
 
     def on_console(message) -> None:  # type: ignore[no-untyped-def]
         if message.type == "error" and not NETWORK_LOG.match(message.text):
@@ -129,3 +130,17 @@ async def console(browser: Browser, user_api: str, shots_dir: Path) -> AsyncIter
         tab.assert_no_script_errors()
     finally:
         await context.close()
+
+
+@pytest.fixture
+async def console(browser: Browser, user_api: str, shots_dir: Path) -> AsyncIterator[Console]:
+    """A tab on the harness' user API, which has no inference engine."""
+    async with _tab(browser, user_api, shots_dir) as tab:
+        yield tab
+
+
+@pytest.fixture
+async def served_console(browser: Browser, serving, shots_dir: Path) -> AsyncIterator[Console]:  # type: ignore[no-untyped-def]
+    """A tab on the user API that serves the tiny model on vLLM (tests/serving.py): the playground's models."""
+    async with _tab(browser, serving.user_api, shots_dir) as tab:
+        yield tab

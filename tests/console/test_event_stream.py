@@ -95,7 +95,8 @@ FAKE_ENGINE = """
 """
 
 
-async def test_playground_renders_openai_chunks_as_they_arrive(console: Console, make_user, tiny_model) -> None:  # type: ignore[no-untyped-def]
+async def test_playground_renders_openai_chunks_as_they_arrive(served_console: Console, make_user, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    console = served_console  # the model list says which models are served; the answer below is the page's own
     user = await make_user("playground@acme.example.com")
     page = console.page
     await console.sign_in(user.key)

@@ -67,10 +67,11 @@ async def download_of(page: Page, button_name: str, folder: Path) -> bytes:
 
 @pytest.mark.slow
 async def test_a_job_from_upload_to_model_through_the_console(  # type: ignore[no-untyped-def]
-    console: Console, user_api, cpu_worker, gpu_worker, tiny_model, make_user, tmp_path
+    served_console: Console, serving, cpu_worker, gpu_worker, tiny_model, make_user, tmp_path
 ) -> None:
+    console = served_console  # the user API that serves the tiny model on vLLM, for the playground at the end
     user = await make_user("console-flow@acme.example.com")
-    api = httpx.Client(base_url=user_api, headers=user.headers, timeout=120)
+    api = httpx.Client(base_url=serving.user_api, headers=user.headers, timeout=120)
     page = console.page
     await console.sign_in(user.key)
 
@@ -163,9 +164,23 @@ async def test_a_job_from_upload_to_model_through_the_console(  # type: ignore[n
     await expect(hits.get_by_role("row").nth(1)).to_contain_text("Paris")
     await console.screenshot("file")
 
-    # The playground offers every model the key may use, the fine-tuned one first chosen.
+    # The playground offers every model the key may use, the fine-tuned one first chosen, and streams its answer
+    # from vLLM: the same answer the API gives for the same greedy request.
     await page.get_by_role("link", name="Playground").click()
     await expect(page.get_by_label("Model", exact=True)).to_have_value(model)
+    await asyncio.to_thread(serving.wait_engine)
+    question = TRAINING[0]["messages"][1]["content"]  # a training question, asked as it was trained
+    await page.get_by_label("System prompt").fill("You answer briefly.")
+    await page.get_by_label("Temperature").fill("0")
+    await page.get_by_label("Max tokens").fill("12")
+    await page.get_by_label("Message").fill(question)
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_text(re.compile(r"^Finished \((stop|length)\)\.$"))).to_be_visible(timeout=120_000)
+    shown = await page.locator(".message-assistant[data-done='true'] .content").text_content()
+    messages = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": question}]
+    request = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 12}
+    answer = api.post("/v1/chat/completions", json=request).json()["choices"][0]["message"]["content"]
+    assert shown == answer and answer
     await console.screenshot("playground")
     api.close()
     console.assert_no_script_errors()

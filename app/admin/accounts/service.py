@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.accounts.schemas import KeyCreate, KeyUpdate, UserCreate, UserUpdate
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.core.database import utcnow
 from app.core.errors import Conflict, not_found
-from app.core.resources import Resources
 from app.jobs import repository as job_repository
 from app.jobs import service as jobs
 from app.users import repository

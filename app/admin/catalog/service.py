@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.catalog.schemas import BaseModelCreate, BaseModelUpdate, source_type_of
+from app.authz.resources import Resources
 from app.catalog import repository as catalog
 from app.catalog.sources import local_model_problem
 from app.catalog.tables import CatalogEntry
 from app.core.celery_app import TASK_DOWNLOAD_BASE_MODEL
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.outbox import enqueue
-from app.core.resources import Resources
 from app.jobs import repository as jobs
 
 # Fields an update may set back to null (the others keep their value when null or left out).

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Principal
+from app.authz.resources import Resources
 from app.core.celery_app import GPU_QUEUE, TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
 from app.core.errors import Conflict, NotFound
 from app.core.outbox import enqueue, reprioritize_unsent
-from app.core.resources import Resources
 from app.fleet.queues import remove_task_messages
 from app.jobs import repository
 from app.jobs import service as jobs

@@ -1,15 +1,16 @@
-"""The clients one process holds: built at start-up (lifespan, worker init), closed at shutdown."""
+"""The clients of a process that takes authorization decisions: the core ones and the Cerbos authorizer.
+
+Built in the lifespan of each API process (never at import time) and closed at its end. Domain
+services that decide receive it as `resources` and ask `resources.authorizer`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from app.authz.service import Authorizer
 from app.core.clients import Clients
 from app.core.config import Settings
-
-if TYPE_CHECKING:
-    from app.authz import Authorizer
 
 
 @dataclass
@@ -19,10 +20,8 @@ class Resources(Clients):
 
     @classmethod
     def create(cls, settings: Settings, **engine_options: object) -> Resources:
-        from app.authz import Authorizer
-
         clients = Clients.connect(settings, engine_options=engine_options)
-        return cls(**clients, authorizer=Authorizer(settings.cerbos_url))
+        return cls(**clients, authorizer=Authorizer(settings.cerbos_url, grpc_address=settings.cerbos_grpc_address))
 
     async def close(self) -> None:
         await self.authorizer.close()

@@ -1,4 +1,4 @@
-"""One vLLM engine (CPU build) for every serving test, with a user API and an admin API pointed at it.
+"""One vLLM engine (CPU build) for the serving tests and the console's playground, with APIs pointed at it.
 
 The engine serves the tiny model as `tiny-llama` with room for two LoRA adapters, so a third
 model's first request unloads the least recently used one. A supervisor thread restarts the

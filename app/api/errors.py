@@ -1,33 +1,25 @@
-"""What both APIs share: lifespan-built clients, request ids, one error shape, audit, health."""
+"""One error shape for both APIs: OpenAI's `{"error": {...}}`, with the right status for each failure."""
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
 import redis.exceptions
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.audit.service import record_request
-from app.core.config import Settings, get_settings
 from app.core.database import CONNECTION_LOST_ERRORS
 from app.core.errors import PlatformError, ServiceUnavailable
-from app.core.health import check_dependencies
-from app.core.logging import configure_logging, request_id_var
-from app.core.resources import Resources
+from app.core.logging import request_id_var
 
 logger = logging.getLogger(__name__)
 
-MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Errors that mean "a dependency is down right now": answer 503 + Retry-After, never 500.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
@@ -45,6 +37,7 @@ REFUSED_VALUE_ERRORS: tuple[type[Exception], ...] = (sa_exc.DataError,)
 UNAVAILABLE_ERRORS += CONNECTION_LOST_ERRORS
 # asyncpg's server-side class-22 errors, and its client-side encoding errors (which are ValueErrors).
 REFUSED_VALUE_ERRORS += (asyncpg.exceptions.DataError, ValueError)
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 
 def refused_value(error: BaseException) -> bool:
@@ -54,9 +47,6 @@ def refused_value(error: BaseException) -> bool:
     if not isinstance(error, sa_exc.DBAPIError) or error.orig is None:
         return False
     return isinstance(error.orig.__cause__ or error.orig, REFUSED_VALUE_ERRORS)
-
-
-HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 
 def allowed_methods(request: Request) -> str:
@@ -127,79 +117,3 @@ def install_error_handlers(app: FastAPI) -> None:
         internal = PlatformError(f"Internal server error (request id {request_id_var.get()})", code="internal_error")
         internal.status_code, internal.type = 500, "server_error"
         return error_response(internal)
-
-
-def install_request_middleware(app: FastAPI, api_name: str) -> None:
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
-        request_id = request_id[:64]
-        token = request_id_var.set(request_id)
-        try:
-            response = await call_next(request)
-            response.headers["x-request-id"] = request_id
-            if request.method in MUTATING_METHODS:
-                await _audit(request, response.status_code, api_name)
-            return response
-        finally:
-            request_id_var.reset(token)
-
-
-async def _audit(request: Request, status_code: int, api_name: str) -> None:
-    resources: Resources | None = getattr(request.app.state, "resources", None)
-    if resources is None:
-        return
-    try:
-        await record_request(resources.sessionmaker, request, status_code, api_name)
-    except Exception:  # the audit write must not turn a served request into an error
-        logger.exception("could not write the audit row for %s %s", request.method, request.url.path)
-
-
-def health_routes(app: FastAPI) -> None:
-    @app.get("/health", tags=["health"], summary="Liveness")
-    async def health() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["health"], summary="Readiness", responses={503: {"description": "A dependency is down"}})
-    async def ready(request: Request) -> JSONResponse:
-        """Every dependency answers; 503 names those that do not."""
-        resources: Resources = request.app.state.resources
-        checks = await check_dependencies(resources, resources.extras.get("ready_checks"))  # type: ignore[arg-type]
-        down = [check["name"] for check in checks if check["status"] != "ok"]
-        body = {"status": "ok" if not down else "unavailable", "down": down, "checks": checks}
-        return JSONResponse(body, status_code=503 if down else 200, headers={"Retry-After": "5"} if down else None)
-
-
-# A domain's own clients for the process (entered after the shared ones, left before they close); one may
-# add /ready checks under resources.extras["ready_checks"].
-Extension = Callable[[Resources], AbstractAsyncContextManager[None]]
-
-
-def create_app(
-    title: str,
-    api_name: str,
-    routers: list[Any],
-    settings: Settings | None = None,
-    extensions: Sequence[Extension] = (),
-) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        current = settings or get_settings()
-        configure_logging(current.log_level)
-        app.state.resources = Resources.create(current)
-        try:
-            async with AsyncExitStack() as stack:
-                for extension in extensions:
-                    await stack.enter_async_context(extension(app.state.resources))
-                yield
-        finally:
-            await app.state.resources.close()
-
-    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
-    install_error_handlers(app)
-    install_request_middleware(app, api_name)
-    health_routes(app)
-    for router in routers:
-        app.include_router(router)
-    return app
