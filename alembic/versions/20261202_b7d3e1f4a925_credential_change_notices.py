@@ -6,7 +6,7 @@ one notice per statement, and `UPDATE OF` only on the columns authentication rea
 minute-by-minute `last_used_at` updates stay silent.
 
 Revision ID: b7d3e1f4a925
-Revises: 3280d0ffe898
+Revises: 6b1f0c2d9a47
 Create Date: 2026-12-02 09:00:00.000000
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = 'b7d3e1f4a925'
-down_revision: str | None = '3280d0ffe898'
+down_revision: str | None = '6b1f0c2d9a47'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -85,7 +85,8 @@ class CerbosServer:
             "telemetry": {"disabled": True},
         }
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 120.0) -> None:
+        # Cerbos compiles every policy before it serves: a second idle, tens of seconds on loaded cores.
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         self.process.start()

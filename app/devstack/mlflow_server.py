@@ -35,7 +35,8 @@ class EmbeddedMlflow:
             f"127.0.0.1:{self.port},localhost:{self.port}",
         ]
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:
+        # A fresh store runs its migrations first: about 20 s on 2 idle cores, minutes on loaded ones.
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process.start()
         wait_until(self._ready, timeout, "MLflow", self.process)

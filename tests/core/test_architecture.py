@@ -185,3 +185,12 @@ def test_every_import_inside_a_function_says_why() -> None:
             if not (above.startswith("#") or trailing) and name not in UNEXPLAINED_IMPORTS_ALLOWED:
                 unexplained.append(f"{name}:{first}")
     assert unexplained == []
+
+
+def test_migrations_form_one_line() -> None:
+    """Branches that each add a migration on the same parent leave two heads, and `upgrade head` refuses."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(Config(str(APP.parent / "alembic.ini")))
+    assert len(scripts.get_heads()) == 1, f"alembic heads {scripts.get_heads()}: set one's down_revision to the other"
