@@ -1,4 +1,4 @@
-"""The base-model catalog: local folders checked at once, hub models prepared by the GPU worker, offline-safe."""
+"""The base-model catalog: local folders checked at once, hub models prepared by the CPU worker, offline-safe."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ def _seed_hf_cache(hub_id: str) -> None:
     (root / "refs" / "main").write_text(commit)
     snapshot = root / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)
+    # What the CPU worker checks of a download before it says `ready`: a config, weights, a tokenizer.
     (snapshot / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (snapshot / "model.safetensors").write_bytes(b"")
+    (snapshot / "tokenizer.json").write_text("{}")
 
 
 async def test_local_models_are_checked_when_registered(
@@ -87,7 +90,7 @@ async def test_hub_models_are_prepared_by_the_cpu_worker_offline(
     queued = as_admin.post("/admin/v1/base-models/acme-labs/tiny-cached/download")
     assert queued.status_code == 200 and queued.json()["download_status"] == "queued"
     ready = _wait_prepared(as_admin, "acme-labs/tiny-cached")
-    assert ready["download_status"] == "ready" and ready["download_error"] is None
+    assert ready["download_status"] == "ready" and ready["download_error"] is None, ready
 
 
 async def test_a_model_in_use_cannot_be_deleted(as_admin: httpx.Client, cast: Cast, seed: Seeder) -> None:
