@@ -147,7 +147,7 @@ def run_jobs(base_url: str, key: str, count: int) -> list[dict[str, Any]]:
     client = OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=120)
     lines = "".join(json.dumps({"messages": [{"role": "user", "content": f"Color {n}?"},
                                              {"role": "assistant", "content": f"Blue {n}."}]}) + "\n"
-                    for n in range(8))  # fmt: skip
+                    for n in range(10))  # fmt: skip
     training = client.files.create(file=("dispatch.jsonl", lines.encode()), purpose="fine-tune")
     wait_until_indexed(engine, training.id)
     hyperparameters = {"n_epochs": 1, "batch_size": 1, "packing": False, "lora_r": 4}

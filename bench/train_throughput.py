@@ -3,21 +3,17 @@
     python bench/train_throughput.py            # CUDA if present, else CPU
     python bench/train_throughput.py --device cpu --steps 20
 
-CPU: the tiny test model, sequences up to 256 tokens. CUDA: a Llama-3-8B-shaped model built
-from its config with random bf16 weights, LoRA r=16 on every linear layer, rows of 2048 tokens.
+CPU: a ~13M-parameter Llama (hidden 512, 4 layers, 8 heads of 64, MLP 1408) with the tiny tokenizer,
+rows of 512 tokens: big enough that matrix work, not per-step overhead, decides. CUDA: a
+Llama-3-8B-shaped model built from its config with random bf16 weights, rows of 2048 tokens. LoRA
+r=16 on every linear layer either way.
 Both variants train on the same mixed-length chat data with the same LoRA and precision, each in
 its own process (clean peak memory), and report:
 
 - tokens/s: real (non-padding) tokens per second over the measured steps (warm-up excluded);
 - peak memory: torch.cuda.max_memory_allocated on CUDA, the process's max RSS on CPU;
 - padding fraction: padding slots / all token slots in the batches of one epoch;
-- MFU = tokens/s x FLOPs/token / peak dense bf16 FLOP/s of the GPU, with
-  FLOPs/token = 4N + 12 * L * d * c for LoRA: forward 2N, backward 2N for activation gradients
-  only (frozen base weights get no weight gradients; LoRA's own FLOPs are negligible), N the
-  matmul parameters (all but the input embedding), plus attention, which has no weights so its
-  backward is full: 12 * layers * hidden * c, c the mean causal context per token
-  (sum l(l+1)/2 / sum l over the documents; packing keeps documents apart, so c is the same for
-  both variants). Recomputation by gradient checkpointing is not counted (MFU counts model FLOPs).
+- MFU = tokens/s x FLOPs/token / peak dense bf16 FLOP/s of the GPU (see `flops_per_token`).
 """
 
 from __future__ import annotations
@@ -54,6 +50,8 @@ GPU_PEAK_BF16_FLOPS = {
 
 def main() -> int:
     args = _parse_args()
+    if args.steps is None:
+        args.steps = 8 if args.device == "cpu" or args.quick else 20
     if args.variant:
         result = run_variant(args)
         Path(args.json).write_text(json.dumps(result))
@@ -73,7 +71,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if not use_cuda:
         torch.set_num_threads(args.threads)
-    shape = _shape(use_cuda)
+    shape = _shape(use_cuda, args.quick)
     from app.training.tiny_model import build_tiny_model
 
     tokenizer_dir = build_tiny_model(OUT_DIR / "tiny-llama")
@@ -93,8 +91,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         peak_bytes = torch.cuda.max_memory_allocated()
     else:
         peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    context = _mean_causal_context(tokenizer_dir, data_file, shape["max_seq_length"])
-    flops_per_token = _lora_flops_per_token(model, context)
+    attended = _attended_length(tokenizer_dir, data_file, shape["max_seq_length"])
+    flops_per_token = flops_per_token_of(model, attended, fine_tune_type="lora")
     peak_flops = args.peak_tflops * 1e12 if args.peak_tflops else _gpu_peak(use_cuda)
     return {
         "variant": args.variant,
@@ -106,41 +104,57 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         "flops_per_token": flops_per_token,
         "mfu": tokens_per_second * flops_per_token / peak_flops if peak_flops else None,
         "per_device_batch": trainer.args.per_device_train_batch_size,
+        "attention": model.config._attn_implementation,
     }
 
 
-def _shape(use_cuda: bool) -> dict[str, Any]:
+def _shape(use_cuda: bool, quick: bool = False) -> dict[str, Any]:
     if use_cuda:
         return {"name": "llama3-8b-shape", "max_seq_length": 2048, "min_length": 64, "rows": 2, "examples": 600}
-    return {"name": "tiny-llama", "max_seq_length": 256, "min_length": 16, "rows": 4, "examples": 400}
+    if quick:  # the CPU form of scripts/gpu-check.sh: the same code, a model that runs a step in milliseconds
+        return {"name": "tiny-llama", "max_seq_length": 256, "min_length": 16, "rows": 4, "examples": 120}
+    return {"name": "llama-13m", "max_seq_length": 512, "min_length": 16, "rows": 4, "examples": 160}
+
+
+# Model shapes built from config with random weights (nothing downloaded).
+SHAPES = {
+    "llama3-8b-shape": {
+        "vocab_size": 128_256,
+        "hidden_size": 4096,
+        "intermediate_size": 14_336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 8192,
+        "rope_theta": 500_000.0,
+    },
+    # ~13M parameters: attention's share of a step close to an 8B model's at 2048, a step of 1-2 s on 2 cores.
+    "llama-13m": {
+        "hidden_size": 512,
+        "intermediate_size": 1408,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 2048,
+    },
+}
 
 
 def _build_model(shape: dict[str, Any], tokenizer_dir: Path, use_cuda: bool) -> Any:
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    if not use_cuda:
+    from app.training.model_loading import attention_implementation
+
+    if shape["name"] not in SHAPES:
         return AutoModelForCausalLM.from_pretrained(tokenizer_dir, dtype=torch.float32)
-    config = LlamaConfig(
-        vocab_size=128_256,
-        hidden_size=4096,
-        intermediate_size=14_336,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        max_position_embeddings=8192,
-        rope_theta=500_000.0,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
-    )
-    from app.training.engine import attention_implementation
-
+    fields = {"vocab_size": len(AutoTokenizer.from_pretrained(tokenizer_dir))} | SHAPES[shape["name"]]
+    config = LlamaConfig(**fields, rms_norm_eps=1e-5, tie_word_embeddings=False)
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM._from_config(
-            config, dtype=torch.bfloat16, attn_implementation=attention_implementation()
+    with torch.device("cuda" if use_cuda else "cpu"):
+        return LlamaForCausalLM._from_config(
+            config, dtype=torch.bfloat16 if use_cuda else torch.float32, attn_implementation=attention_implementation()
         )
-    return model
 
 
 def _write_data(path: Path, shape: dict[str, Any], tokenizer_dir: Path, args: argparse.Namespace) -> Path:
@@ -268,12 +282,28 @@ def _padding_fraction(trainer: Any, attention_key: str | None) -> float:
     return 1 - real / total if total else 0.0
 
 
-def _lora_flops_per_token(model: Any, context: float) -> float:
+def flops_per_token_of(model: Any, attended: float, fine_tune_type: str) -> float:
+    """Model FLOPs of one trained token, forward and backward: `c N + 12 L d T`.
+
+    - N: matmul parameters, all but the input embedding (a lookup), lm_head included; LoRA's adapters
+      are left out (r << d: under 1 % here).
+    - c = 6 for a full fine-tune: forward 2N, backward 4N (activation and weight gradients);
+      c = 4 for LoRA: the frozen base weights get no weight gradients, so the backward pass skips half
+      its matmuls (2N for the activation gradients).
+    - 12 L d T: attention scores and their weighting, which have no weights: QK^T and AV are 2 d T
+      FLOPs each per token per layer forward (4 d T), backward twice that; L layers, d hidden size,
+      T the length each token's document attends over, counted as the full square as PaLM
+      (Chowdhery et al. 2022, appendix B) counts it, causal masking not halved: T = sum l^2 / sum l
+      over the documents (packing keeps them apart, so both variants count the same T).
+    - Recomputation by gradient checkpointing is not counted: MFU counts the model's FLOPs, not the
+      hardware's.
+    """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     embedding = base.get_input_embeddings().weight.numel()
     matmul_params = sum(p.numel() for name, p in base.named_parameters() if "lora_" not in name) - embedding
     config = base.config
-    return 4 * matmul_params + 12 * config.num_hidden_layers * config.hidden_size * context
+    per_parameter = 6 if fine_tune_type == "full" else 4
+    return per_parameter * matmul_params + 12 * config.num_hidden_layers * config.hidden_size * attended
 
 
 def _gpu_peak(use_cuda: bool) -> float | None:
@@ -308,8 +338,8 @@ def _step_timer() -> Any:
     return StepTimer()
 
 
-def _mean_causal_context(tokenizer_dir: Path, data_file: Path, max_length: int) -> float:
-    """Mean number of positions a token attends to: sum l(l+1)/2 over sum l, documents kept apart."""
+def _attended_length(tokenizer_dir: Path, data_file: Path, max_length: int) -> float:
+    """T of the attention term: sum l^2 / sum l over the documents (each token, its whole document)."""
     from app.training.data import iter_tokenized_chat, load_tokenizer
 
     tokenizer = load_tokenizer(str(tokenizer_dir))
@@ -318,7 +348,7 @@ def _mean_causal_context(tokenizer_dir: Path, data_file: Path, max_length: int) 
         for item in iter_tokenized_chat(tokenizer, data_file)
         if not isinstance(item, Exception)
     ]
-    return sum(length * (length + 1) / 2 for length in lengths) / sum(lengths)
+    return sum(length * length for length in lengths) / sum(lengths)
 
 
 # ---- the parent: run both, print one table -------------------------------------------------
@@ -329,6 +359,8 @@ def _run_in_subprocess(variant: str, args: argparse.Namespace) -> dict[str, Any]
     result_path = OUT_DIR / f"{variant}.json"
     command = [sys.executable, __file__, "--variant", variant, "--json", str(result_path)]
     command += ["--device", args.device, "--steps", str(args.steps), "--threads", str(args.threads)]
+    if args.quick:
+        command += ["--quick"]
     if args.peak_tflops:
         command += ["--peak-tflops", str(args.peak_tflops)]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -339,15 +371,15 @@ def _run_in_subprocess(variant: str, args: argparse.Namespace) -> dict[str, Any]
 def _print_table(results: list[dict[str, Any]]) -> None:
     first = results[0]
     print(
-        f"device: {first['device']}   model: {first['model']}   FLOPs/token (LoRA, 4N + attention): "
+        f"device: {first['device']}   model: {first['model']}   FLOPs/token (LoRA, 4N + 12 L d T): "
         f"{first['flops_per_token']:.3e}"
     )
-    print(f"{'variant':<16}{'batch':>6}{'tokens/s':>12}{'peak GiB':>10}{'padding':>9}{'MFU':>8}")
+    print(f"{'variant':<16}{'batch':>6}{'tokens/s':>12}{'peak GiB':>10}{'padding':>9}{'MFU':>8}  attention")
     for row in results:
         mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "n/a"
         print(
             f"{row['variant']:<16}{row['per_device_batch']:>6}{row['tokens_per_second']:>12.1f}"
-            f"{row['peak_memory_gib']:>10.2f}{row['padding_fraction']:>9.1%}{mfu:>8}"
+            f"{row['peak_memory_gib']:>10.2f}{row['padding_fraction']:>9.1%}{mfu:>8}  {row['attention']}"
         )
     speedup = results[0]["tokens_per_second"] / results[1]["tokens_per_second"]
     print(f"engine / padded tokens/s: {speedup:.2f}x")
@@ -358,8 +390,9 @@ def _print_table(results: list[dict[str, Any]]) -> None:
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--steps", type=int, default=20, help="measured optimizer steps after warm-up")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 is steadiest for the tiny model)")
+    parser.add_argument("--steps", type=int, default=None, help="measured optimizer steps after warm-up")
+    parser.add_argument("--quick", action="store_true", help="the tiny model on CPU (scripts/gpu-check.sh --cpu)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's dense bf16 peak")
     parser.add_argument("--variant", choices=["engine-packed", "trainer-padded"], help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)

@@ -1,13 +1,18 @@
 """The test harness: the same embedded servers as `make run`, started once per run.
 
-Servers whose URL is configured in the environment are used instead. Every
-test gets a clean database (all tables truncated before it runs). The APIs and
-Celery workers run as real processes, started on first use.
+Servers whose URL is configured in the environment are used instead (PostgreSQL and Valkey
+through a `FaultProxy`, so the outage tests can take them away too). Every test that uses the
+platform starts from a clean one: all tables truncated, the broker's queues and idempotency
+keys deleted, the stored datasets, job directories and vectors of the last test removed, and,
+for tests that train or use the registry, MLflow's runs and registered models deleted. The
+APIs and Celery workers run as real processes, started on first use, and started again by the
+next test that needs one when an earlier test killed it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,9 +30,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from tests.faultproxy import FaultProxy
+
 # The vLLM engine fixture (`serving`), shared by the serving tests and the console's playground.
 pytest_plugins = ["tests.serving"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Configured servers the outage tests take away through a proxy (they are not ours to restart).
+PROXIED = ("DATABASE_URL", "REDIS_URL")
 
 # Worker settings that make the lifecycle observable in seconds rather than minutes.
 TEST_SETTINGS = {
@@ -34,6 +44,8 @@ TEST_SETTINGS = {
     "JOB_CONTROL_POLL_SECONDS": "0.5",
     "RECONCILE_INTERVAL_SECONDS": "2",
     "OUTBOX_RELAY_AFTER_SECONDS": "2",
+    "REPUBLISH_AFTER_SECONDS": "6",
+    "MLFLOW_REGISTER_RETRY_SECONDS": "4",
     "CHECKPOINT_EVERY_STEPS": "4",
     "KEEP_CHECKPOINTS": "2",
     "MAX_JOB_ATTEMPTS": "4",
@@ -63,7 +75,11 @@ def stack() -> Iterator[object]:
     # and the embedded PostgreSQL runs as another user, so a second session (a developer running one test
     # while the suite runs) would cut this session's database off its own data directory.
     data_dir = Path(tempfile.mkdtemp(prefix="finetune-test-"))
-    platform = Stack(data_dir=data_dir, ports=Ports.free(), environment="test", configured=configured_urls())
+    configured = configured_urls()
+    proxies = {name: FaultProxy.in_front_of(configured[name]) for name in PROXIED if name in configured}
+    configured.update({name: url for name, (_, url) in proxies.items()})
+    platform = Stack(data_dir=data_dir, ports=Ports.free(), environment="test", configured=configured)
+    platform.proxies = {name: proxy for name, (proxy, _) in proxies.items()}  # type: ignore[attr-defined]
     try:
         env = platform.start_servers()
         env.update(TEST_SETTINGS)
@@ -75,6 +91,8 @@ def stack() -> Iterator[object]:
         yield platform
     finally:
         platform.stop()
+        for proxy, _ in proxies.values():
+            proxy.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -101,34 +119,106 @@ async def sessionmaker(stack: object) -> AsyncIterator[async_sessionmaker[AsyncS
 
 
 @pytest.fixture(autouse=True)
-def clean_database(request: pytest.FixtureRequest) -> None:
-    """Truncate every table before each test that uses the platform."""
+def clean_platform(request: pytest.FixtureRequest) -> None:
+    """Before each test that uses the platform: nothing an earlier test left behind is seen by this one."""
     if "stack" not in request.fixturenames and not _uses_platform(request):
         return
     request.getfixturevalue("stack")
     from sqlalchemy import create_engine
 
+    from app.core.config import get_settings
+
+    engine = create_engine(os.environ["DATABASE_URL"].replace("+asyncpg", "+psycopg2"), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            file_ids = list(connection.scalars(text("SELECT id FROM files")))
+        _forget_vectors(file_ids)
+        _truncate_tables(engine)
+    finally:
+        engine.dispose()
+    _empty_broker_queues()
+    settings = get_settings()
+    for folder in (settings.datasets_path, settings.models_path, settings.logs_path):
+        shutil.rmtree(folder, ignore_errors=True)
+    if MLFLOW_FIXTURES & set(request.fixturenames):
+        _empty_mlflow()
+
+
+def _truncate_tables(engine: Any) -> None:
     from app.tables import Base
 
     names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    engine = create_engine(os.environ["DATABASE_URL"].replace("+asyncpg", "+psycopg2"), poolclass=NullPool)
     # A worker may still be finishing the previous test's task: its transaction can deadlock with
     # TRUNCATE's exclusive locks, and PostgreSQL then aborts one side. Try again a few times.
     for attempt in range(5):
         try:
             with engine.begin() as connection:
                 connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            break
+            return
         except OperationalError:
             if attempt == 4:
                 raise
             time.sleep(0.5)
-    engine.dispose()
+
+
+def _forget_vectors(file_ids: list[str]) -> None:
+    """The indexed examples of the last test's files (vectors are keyed by file, not truncated with it)."""
+    if not file_ids:
+        return
+    from app.core.config import get_settings
+    from app.vectors.connect import open_point_store
+
+    store = open_point_store(get_settings(), os.environ.get("VECTOR_SERVICE_URL"))
+    try:
+        for file_id in file_ids:
+            store.delete_file(file_id)
+    finally:
+        store.close()
+
+
+def _empty_broker_queues() -> None:
+    """Messages queued or delivered-unacknowledged, and remembered idempotent answers: all name old rows."""
+    import redis
+
+    from app.core.celery_app import CPU_QUEUE, GPU_QUEUE
+    from app.jobs.queue_state import UNACKED_HASH, queue_keys
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        keys = [*queue_keys(GPU_QUEUE), *queue_keys(CPU_QUEUE), UNACKED_HASH, f"{UNACKED_HASH}_index"]
+        keys += list(client.scan_iter(match="idempotency:*"))
+        client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _empty_mlflow() -> None:
+    """Registered models (and their versions) and runs: a test counting versions counts only its own."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    for model in client.search_registered_models():
+        client.delete_registered_model(model.name)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    for run in client.search_runs(experiments, max_results=1000) if experiments else []:
+        client.delete_run(run.info.run_id)
 
 
 def _uses_platform(request: pytest.FixtureRequest) -> bool:
     platform_fixtures = {"user_api", "admin_api", "gpu_worker", "cpu_worker", "sessionmaker", "make_user"}
     return bool(platform_fixtures & set(request.fixturenames))
+
+
+# Tests that can leave or read MLflow runs and registry versions (training, the admin registry).
+MLFLOW_FIXTURES = {"gpu_worker", "admin_api", "mlflow"}
+
+
+@pytest.fixture
+def mlflow(stack: object) -> Any:
+    """A client of the harness's MLflow, emptied of runs and registered models before the test."""
+    from app.core.mlflow_clients import mlflow_client
+
+    return mlflow_client(os.environ["MLFLOW_TRACKING_URI"])
 
 
 @pytest.fixture(scope="session")
@@ -178,11 +268,20 @@ def admin_api(stack) -> str:  # type: ignore[no-untyped-def]
     return f"http://127.0.0.1:{stack.ports.admin_api}"
 
 
-def _wait_worker(stack, process, name: str, timeout: float = 240) -> None:  # type: ignore[no-untyped-def]
+def _wait_worker(process, name: str, log_from: int, timeout: float = 240) -> None:  # type: ignore[no-untyped-def]
+    """Until the worker says it is ready in its log, or answers a ping.
+
+    Its log, first: a solo-pool worker that takes a task the moment it is up (a re-queued job, say)
+    answers no control command until that task ends, minutes later.
+    """
     from app.core.celery_app import celery_app
     from app.devstack.processes import wait_until
 
     def answered() -> bool:
+        with process.log_path.open("rb") as log:
+            log.seek(log_from)
+            if re.search(rb"@\S+ ready\.", log.read()):
+                return True
         replies = celery_app.control.inspect(timeout=3.0).ping() or {}
         return any(host.startswith(name) for host in replies)
 
@@ -192,13 +291,15 @@ def _wait_worker(stack, process, name: str, timeout: float = 240) -> None:  # ty
 class WorkerHandle:
     """A Celery worker process that tests may kill (as a crash would) and start again."""
 
-    def __init__(self, stack, queue: str) -> None:  # type: ignore[no-untyped-def]
-        self.stack, self.queue = stack, queue
+    def __init__(self, stack, queue: str, node: str = "", extra_env: dict[str, str] | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.stack, self.queue, self.node, self.extra_env = stack, queue, node, extra_env
         self.process = self._start()
 
     def _start(self):  # type: ignore[no-untyped-def]
-        process = self.stack.start_worker(self.queue)
-        _wait_worker(self.stack, process, self.queue)
+        log = self.stack.log_dir / f"worker-{self.queue}{self.node}.log"
+        log_from = log.stat().st_size if log.exists() else 0
+        process = self.stack.start_worker(self.queue, self.extra_env, node=self.node)
+        _wait_worker(process, f"{self.queue}{self.node}-", log_from)
         return process
 
     @property
@@ -208,27 +309,68 @@ class WorkerHandle:
     def kill(self) -> None:
         self.process.kill()
 
+    def stop(self) -> None:
+        self.process.stop()
+        if self.process in self.stack.processes:
+            self.stack.processes.remove(self.process)
+
     def ensure_running(self) -> None:
         if self.process.exited():
-            self.stack.processes.remove(self.process)
+            if self.process in self.stack.processes:
+                self.stack.processes.remove(self.process)
             self.process = self._start()
 
 
 @pytest.fixture(scope="session")
-def cpu_worker(stack) -> WorkerHandle:  # type: ignore[no-untyped-def]
+def cpu_worker_process(stack) -> WorkerHandle:  # type: ignore[no-untyped-def]
     return WorkerHandle(stack, "cpu")
 
 
+@pytest.fixture
+def cpu_worker(cpu_worker_process: WorkerHandle) -> WorkerHandle:
+    """The CPU-queue worker (validation, token counts, the reconciler's beat), restarted if it died."""
+    cpu_worker_process.ensure_running()
+    return cpu_worker_process
+
+
 @pytest.fixture(scope="session")
-def gpu_worker_process(stack) -> WorkerHandle:  # type: ignore[no-untyped-def]
-    return WorkerHandle(stack, "gpu")
+def gpu_worker_mlflow(stack) -> Iterator[FaultProxy]:  # type: ignore[no-untyped-def]
+    """The GPU workers reach MLflow through this proxy: a test can make MLflow slow or unreachable for them."""
+    proxy, _ = FaultProxy.in_front_of(stack.env["MLFLOW_TRACKING_URI"])
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def gpu_worker_process(stack, gpu_worker_mlflow: FaultProxy) -> WorkerHandle:  # type: ignore[no-untyped-def]
+    mlflow = {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{gpu_worker_mlflow.port}",
+        # MLflow's client retries a failed call for minutes by default; here the worker's own retry
+        # (MLFLOW_REGISTER_RETRY_SECONDS) decides, so a test that cuts MLflow off sees the outcome in seconds.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    return WorkerHandle(stack, "gpu", extra_env=mlflow)
 
 
 @pytest.fixture
-def gpu_worker(gpu_worker_process: WorkerHandle) -> WorkerHandle:
-    """The GPU-queue worker (CPU only here), restarted if an earlier test killed it."""
+def gpu_worker(gpu_worker_process: WorkerHandle, gpu_worker_mlflow: FaultProxy) -> Iterator[WorkerHandle]:
+    """The GPU-queue worker (CPU only here), restarted if an earlier test killed it; MLflow as it should be."""
     gpu_worker_process.ensure_running()
-    return gpu_worker_process
+    yield gpu_worker_process
+    gpu_worker_mlflow.delay_seconds = 0.0
+    if not gpu_worker_mlflow.listening:
+        gpu_worker_mlflow.start()
+
+
+@pytest.fixture
+def second_gpu_worker(stack, gpu_worker: WorkerHandle) -> Iterator[WorkerHandle]:  # type: ignore[no-untyped-def]
+    """Another GPU worker beside the first, for the test only: two workers race for what the queue holds."""
+    handle = WorkerHandle(stack, "gpu", node="2", extra_env=gpu_worker.extra_env)
+    try:
+        yield handle
+    finally:
+        handle.stop()
 
 
 @pytest.fixture

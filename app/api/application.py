@@ -45,7 +45,9 @@ def create_app(
         finally:
             await app.state.resources.close()
 
-    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    # No 307 to the other spelling of a path (a trailing slash added or removed): clients that follow it
+    # may switch host or drop the body. `/v1/files/` is not a route, so it answers the one 404 shape.
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan, redirect_slashes=False)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, api_name=api_name)
     health_routes(app)

@@ -1,7 +1,9 @@
 """The errors an authorization decision ends in, on the platform's one error base.
 
 A user-API object the caller may not see answers exactly like a missing one
-(`hidden`), so ids of other tenants cannot be probed. Admin endpoints answer 403.
+(`hidden`), so ids of other tenants cannot be probed. One the caller can see but
+may not act on answers 403 with the reason (`refused`): hiding what they just read
+gains nothing. Admin endpoints answer 403.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from app.authz.kinds import Kind
 from app.core.errors import Forbidden, NotFound, ServiceUnavailable, not_found
 
-__all__ = ["AuthorizationUnavailable", "Forbidden", "NotFound", "hidden"]
+__all__ = ["AuthorizationUnavailable", "Forbidden", "NotFound", "hidden", "refused", "refused_create"]
 
 # (name in the message, param) per kind; OpenAI names the offending parameter.
 _NOT_FOUND_WORDING: dict[Kind, tuple[str, str]] = {
@@ -35,3 +37,17 @@ def hidden(kind: Kind, resource_id: str) -> NotFound:
     if kind in (Kind.MODEL, Kind.BASE_MODEL, Kind.SERVED_MODEL):
         error.code = "model_not_found"  # what OpenAI answers for an unknown model
     return error
+
+
+def refused(kind: Kind, resource_id: str, action: str) -> Forbidden:
+    """The 403 for an object the caller can read but may not `action`: its owner (or an admin) may."""
+    noun, param = _NOT_FOUND_WORDING.get(kind, (str(kind).replace("_", " "), "id"))
+    return Forbidden(
+        f"You can see {noun} '{resource_id}' but may not {action} it: only its owner or an administrator can.",
+        param=param,
+    )
+
+
+def refused_create(kind: Kind) -> Forbidden:
+    noun, _ = _NOT_FOUND_WORDING.get(kind, (str(kind).replace("_", " "), "id"))
+    return Forbidden(f"Your role may not create a {noun} through this API.")

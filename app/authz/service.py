@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, false
 
-from app.authz.errors import AuthorizationUnavailable, Forbidden, hidden
+from app.authz.errors import AuthorizationUnavailable, Forbidden, hidden, refused, refused_create
 from app.authz.filters import TableLike, plan_to_condition
 from app.authz.kinds import Kind, resource_attributes
 from app.authz.principal import Principal
@@ -32,6 +32,11 @@ Attributes = Mapping[str, Any]
 MAX_RESOURCES_PER_REQUEST = 50
 # The admin-API kinds describe whole collections; their checks use this id.
 COLLECTION_ID = "*"
+# Kinds whose `read` is no tenant's view of one object: served_model's `read` is serving's admin
+# views (engines, usage by model), so a denied `generate` stays the 404 of a missing model.
+READ_IS_NOT_VISIBILITY = frozenset({Kind.SERVED_MODEL})
+# A create is decided before the object has an id.
+NEW_RESOURCE_ID = "new"
 
 
 class Authorizer:
@@ -86,9 +91,20 @@ class Authorizer:
     async def require(
         self, principal: Principal, kind: Kind, resource_id: str, attrs: Attributes | None, action: str
     ) -> None:
-        """User API: one 404 when `action` is not allowed or the object is missing (`attrs` None)."""
-        if attrs is None or not await self.check(principal, kind, resource_id, attrs, action):
+        """User API: 404 when the object is missing or the caller may not read it; 403 naming the action
+        when the caller can see the object but not do this to it (a colleague's job is not theirs to cancel)."""
+        if attrs is None:
             raise hidden(kind, resource_id)
+        asked = {action} if kind in READ_IS_NOT_VISIBILITY else {action, "read"}
+        allowed = (await self.check_many(principal, kind, {resource_id: attrs}, asked))[resource_id]
+        if action in allowed:
+            return
+        raise refused(kind, resource_id, action) if "read" in allowed else hidden(kind, resource_id)
+
+    async def require_create(self, principal: Principal, kind: Kind, attrs: Attributes) -> None:
+        """A create the policies refuse is 403 naming no id: the object does not exist, and never will."""
+        if not await self.check(principal, kind, NEW_RESOURCE_ID, attrs, "create"):
+            raise refused_create(kind)
 
     async def require_row(
         self,
@@ -100,7 +116,7 @@ class Authorizer:
         *,
         attrs_from: object | None = None,
     ) -> Row:
-        """The fetched row if it exists and `action` is allowed, else the one 404 for both cases.
+        """The fetched row if it exists and `action` is allowed; else 404, or 403 if the caller may read it.
 
         `attrs_from` names the object whose owner decides, e.g. the job of a checkpoint.
         """

@@ -12,7 +12,7 @@ from app.cli.client import path_segment
 from app.cli.context import CliState, JsonOption, state_of
 from app.cli.errors import ApiError, CliError
 from app.cli.multipart import MultipartUpload
-from app.cli.render import details, emit_json, size, table, timestamp, transfer_progress
+from app.cli.render import details, emit_json, print_table, size, table, timestamp, transfer_progress
 
 files_app = typer.Typer(help="Upload and manage training files.", no_args_is_help=True)
 
@@ -99,7 +99,7 @@ def list_files(
     if state.json:
         emit_json(page)
         return
-    state.out.print(table(FILE_COLUMNS, [file_row(file) for file in page["data"]]))
+    print_table(state.out, table(FILE_COLUMNS, [file_row(file) for file in page["data"]]))
 
 
 @files_app.command("show")

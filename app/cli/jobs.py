@@ -13,7 +13,7 @@ from app.cli.client import path_segment
 from app.cli.context import CliState, JsonOption, state_of
 from app.cli.errors import CliError
 from app.cli.files import upload_file
-from app.cli.render import details, duration, emit_json, table, timestamp
+from app.cli.render import details, duration, emit_json, print_table, table, timestamp
 from app.cli.watch import watch_job
 
 jobs_app = typer.Typer(help="Create, follow and control fine-tuning jobs.", no_args_is_help=True)
@@ -253,7 +253,8 @@ def list_jobs(
         return
     rows = [[job["id"], job.get("model"), job.get("status"), _progress_text(job.get("progress") or {}),
              job.get("fine_tuned_model"), timestamp(job.get("created_at"))] for job in jobs]  # fmt: skip
-    state.out.print(table(["ID", "MODEL", "STATUS", "PROGRESS", "FINE-TUNED MODEL", "CREATED"], rows))
+    columns = ["ID", "MODEL", "STATUS", "PROGRESS", "FINE-TUNED MODEL", "CREATED"]
+    print_table(state.out, table(columns, rows, ids=("ID", "MODEL", "FINE-TUNED MODEL")))
 
 
 def fetch_pages(state: CliState, path: str, limit: int, all_pages: bool) -> list[dict[str, Any]]:
@@ -325,7 +326,7 @@ def list_events(
         return
     rows = [[timestamp(event.get("created_at")), event.get("level"), event.get("type"), event.get("message")]
             for event in reversed(page["data"])]  # fmt: skip
-    state.out.print(table(["TIME", "LEVEL", "TYPE", "MESSAGE"], rows))
+    print_table(state.out, table(["TIME", "LEVEL", "TYPE", "MESSAGE"], rows))
 
 
 @jobs_app.command("checkpoints")
@@ -342,7 +343,7 @@ def list_checkpoints(
         return
     rows = [[checkpoint["id"], checkpoint.get("step_number"), metrics_text(checkpoint.get("metrics") or {}),
              timestamp(checkpoint.get("created_at"))] for checkpoint in page["data"]]  # fmt: skip
-    state.out.print(table(["ID", "STEP", "METRICS", "CREATED"], rows))
+    print_table(state.out, table(["ID", "STEP", "METRICS", "CREATED"], rows))
 
 
 @jobs_app.command("watch")

@@ -15,7 +15,7 @@ from rich.progress import Progress, TaskID
 from app.cli.client import ApiClient, path_segment
 from app.cli.context import CliState, JsonOption, state_of
 from app.cli.errors import CliError
-from app.cli.render import details, emit_json, size, table, timestamp, transfer_progress
+from app.cli.render import details, emit_json, print_table, size, table, timestamp, transfer_progress
 
 models_app = typer.Typer(help="Base models and your fine-tuned models.", no_args_is_help=True)
 
@@ -41,6 +41,11 @@ def model_path(model: str, suffix: str = "") -> str:
     return f"/v1/models/{path_segment(model)}{suffix}"
 
 
+def weights_of(model: dict[str, Any]) -> list[str]:
+    """What a model's weights are: its artifacts, or a checkpoint (`ft:…:ckpt-step-N`)."""
+    return list(model.get("artifacts") or (["checkpoint"] if model.get("checkpoint") else []))
+
+
 @models_app.command("list")
 def list_models(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Base models open for fine-tuning and your fine-tuned models."""
@@ -50,10 +55,11 @@ def list_models(ctx: typer.Context, json_output: JsonOption = False) -> None:
         emit_json(page)
         return
     # SERVED: `finetune chat` (and /v1/chat/completions) answers with it.
-    rows = [[model["id"], model.get("owned_by"), model.get("parent"), ", ".join(model.get("artifacts") or []),
+    rows = [[model["id"], model.get("owned_by"), model.get("parent"), ", ".join(weights_of(model)),
              "yes" if model.get("served") else "no", timestamp(model.get("created"))]
             for model in page["data"]]  # fmt: skip
-    state.out.print(table(["ID", "OWNED BY", "BASE", "WEIGHTS", "SERVED", "CREATED"], rows))
+    headers = ["ID", "OWNED BY", "BASE", "WEIGHTS", "SERVED", "CREATED"]
+    print_table(state.out, table(headers, rows, ids=("ID", "OWNED BY", "BASE")))
 
 
 @models_app.command("show")

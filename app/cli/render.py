@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 from app.cli.errors import ApiError, CliError
 
 EMPTY = "-"
+# The narrowest a folded (non-id) column may become before rows are shown as blocks instead.
+MIN_FOLDED_WIDTH = 8
 
 
 def emit_json(value: Any) -> None:
@@ -75,13 +78,85 @@ def duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
-    grid = Table(title=title, header_style="bold", title_justify="left")
-    for column in columns:
-        grid.add_column(column, overflow="fold")
-    for row in rows:
-        grid.add_row(*(text(cell) for cell in row))
-    return grid
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None, ids: Collection[str] = ("ID",)
+) -> IdTable:
+    """A table whose `ids` columns are never wrapped or cut (see `IdTable`); the others fold to fit."""
+    return IdTable(list(columns), [[text(cell) for cell in row] for row in rows], title, frozenset(ids))
+
+
+def print_table(console: Console, grid: IdTable) -> None:
+    """Print `grid` uncropped: on a terminal narrower than an id, the id's line runs past the edge (the
+    terminal folds it on screen, a copy takes it whole) instead of being cut at the last column."""
+    console.print(grid, crop=False)
+
+
+class IdTable:
+    """Rows as a rich table in which ids stay whole, whatever the terminal's width.
+
+    An id cut in two cannot be copied into the next command. The id columns get their full width and
+    the other columns share what is left (folding their text); when even that leaves them too little
+    room, each row is shown as a block of `COLUMN value` lines instead, the ids first.
+    """
+
+    def __init__(self, columns: list[str], rows: list[list[str]], title: str | None, ids: frozenset[str]) -> None:
+        self.columns, self.rows, self.title, self.ids = columns, rows, title, ids
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        shares = self._shares(options.max_width)
+        yield self._as_table(shares) if shares is not None else self._as_blocks()
+
+    def _natural(self, index: int) -> int:
+        cells = [self.columns[index], *(row[index] for row in self.rows)]
+        return max(Text.from_markup(cell).cell_len for cell in cells)
+
+    def _shares(self, width: int) -> list[int] | None:
+        """Each column's content width at `width`, the ids whole; None when the others would get too little."""
+        natural = [self._natural(index) for index in range(len(self.columns))]
+        others = [index for index, name in enumerate(self.columns) if name not in self.ids]
+        # Borders and padding: one rule per column plus one, and a space on each side of every cell.
+        room = width - (3 * len(self.columns) + 1) - sum(natural[i] for i in range(len(natural)) if i not in others)
+        if room < sum(min(natural[index], MIN_FOLDED_WIDTH) for index in others):
+            return None
+        shares = list(natural)
+        pending = sorted(others, key=lambda index: natural[index])
+        while pending:  # max-min fair: a narrow column keeps its width, the wide ones share the rest
+            fair = room // len(pending)
+            index = pending.pop(0)
+            shares[index] = min(natural[index], fair)
+            room -= shares[index]
+        return shares
+
+    def _as_table(self, shares: list[int]) -> Table:
+        grid = Table(title=self.title, header_style="bold", title_justify="left")
+        for name, share in zip(self.columns, shares, strict=True):
+            if name in self.ids:
+                grid.add_column(name, no_wrap=True, min_width=share)
+            else:
+                grid.add_column(name, overflow="fold", max_width=share)
+        for row in self.rows:
+            grid.add_row(*row)
+        return grid
+
+    def _as_blocks(self) -> Group:
+        order = sorted(range(len(self.columns)), key=lambda index: self.columns[index] not in self.ids)
+        label_width = max(len(name) for name in self.columns) + 2
+        blocks: list[RenderableType] = [Text(self.title, style="bold")] if self.title else []
+        for row in self.rows:
+            for index in order:
+                blocks.append(self._block_line(self.columns[index], row[index], label_width))
+            blocks.append(Text(""))
+        return Group(*blocks)
+
+    def _block_line(self, name: str, cell: str, label_width: int) -> RenderableType:
+        if name in self.ids:  # one unbroken line, whatever the width (printed uncropped: `print_table`)
+            line = Text(name.ljust(label_width), style="bold", no_wrap=True, overflow="ignore")
+            return line.append_text(Text.from_markup(cell))
+        grid = Table.grid()
+        grid.add_column(style="bold", no_wrap=True, min_width=label_width)
+        grid.add_column(overflow="fold")
+        grid.add_row(name, Text.from_markup(cell))
+        return grid
 
 
 def details(pairs: Iterable[tuple[str, Any]], title: str | None = None) -> Table:
@@ -125,7 +200,7 @@ def _summary(message: str, lines: list[dict[str, Any]]) -> str:
     return message
 
 
-def line_errors_table(lines: list[dict[str, Any]]) -> Table:
+def line_errors_table(lines: list[dict[str, Any]]) -> IdTable:
     rows = [(entry.get("line"), entry.get("code"), entry.get("param"), entry.get("message")) for entry in lines]
     return table(["LINE", "CODE", "PARAM", "MESSAGE"], rows, title="Problems found")
 

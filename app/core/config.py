@@ -64,10 +64,17 @@ class Settings(BaseSettings):
     max_json_depth: int = 64
 
     # Training defaults and job lifecycle.
+    # Training processes per job (torchrun ranks); unset: one per GPU the worker sees, one without a GPU.
+    training_processes: int | None = Field(default=None, ge=1)
+    # How long torchrun lets its ranks finish a checkpoint after a stop before it kills them.
+    trainer_stop_timeout_seconds: int = 600
     checkpoint_every_steps: int = 50
     keep_checkpoints: int = 3
     truncate_long_examples: bool = True
+    # OpenAI refuses a job whose training file has fewer examples ("invalid_n_examples"); so do we.
+    min_training_examples: int = Field(default=10, ge=1)
     job_lease_seconds: int = 120
+    job_heartbeat_seconds: int = 10
     job_control_poll_seconds: float = 1.0
     # How long a GPU worker keeps retrying a write while PostgreSQL is away (restart, failover) before
     # it gives up on that write; training goes on meanwhile, held back only by the progress it reports.
@@ -75,6 +82,10 @@ class Settings(BaseSettings):
     max_job_attempts: int = 3
     reconcile_interval_seconds: int = 15
     outbox_relay_after_seconds: int = 10
+    # A job queued this long with its message in no broker list (a broker that lost its data) is published again.
+    republish_after_seconds: int = 30
+    # How long a finished job's worker keeps trying to register its model in MLflow before it says it could not.
+    mlflow_register_retry_seconds: float = 60.0
     estimate_tokens_per_second: float = 2500.0
 
     # Celery: one number for the broker's redelivery timeout, used everywhere Celery reads it.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.redaction import user_readable
+
 
 class PlatformError(Exception):
     status_code = 400
@@ -37,7 +39,12 @@ class PlatformError(Exception):
             self.headers.setdefault("x-should-retry", "true" if self.retry else "false")
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        error: dict[str, Any] = {
+            "message": user_readable(self.message),
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
         if self.details is not None:
             error["details"] = self.details
         return {"error": error}

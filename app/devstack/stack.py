@@ -187,7 +187,8 @@ class Stack:
             ],
         )
 
-    def start_worker(self, queue: str, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+    def start_worker(self, queue: str, extra_env: dict[str, str] | None = None, node: str = "") -> ManagedProcess:
+        """A Celery worker of `queue`; `node` tells a second worker of the same queue apart (its name, its log)."""
         celery = str(Path(sys.executable).parent / "celery")
         if queue == "gpu":
             argv = [
@@ -199,7 +200,7 @@ class Stack:
                 "gpu",
                 "--concurrency=1",
                 "--pool=solo",
-                f"--hostname=gpu-{os.getpid()}@%h",
+                f"--hostname=gpu{node}-{os.getpid()}@%h",
             ]
         else:
             argv = [
@@ -213,9 +214,9 @@ class Stack:
                 "--pool=prefork",
                 "--beat",
                 f"--schedule={self.data_dir / 'celerybeat-schedule'}",
-                f"--hostname=cpu-{os.getpid()}@%h",
+                f"--hostname=cpu{node}-{os.getpid()}@%h",
             ]
-        return self.spawn(f"worker-{queue}", argv, {**self.env, **(extra_env or {})})
+        return self.spawn(f"worker-{queue}{node}", argv, {**self.env, **(extra_env or {})})
 
     def start_inference(
         self, served_name: str, model_path: Path, port: int | None = None, max_loras: int = 4

@@ -10,7 +10,6 @@ from fastapi.responses import FileResponse
 from app.api.deps import AuthzDep, PrincipalDep, ResourcesDep, SessionDep, SettingsDep
 from app.audit.service import mark_resource
 from app.core.errors import PlatformError
-from app.core.pagination import page
 from app.files import service
 from app.files.schemas import FileDeleted, FileList, FileObject
 
@@ -67,10 +66,10 @@ async def list_files(
     limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
-) -> dict[str, object]:
+) -> FileList:
     """Files the caller may see, newest first."""
     rows, has_more = await service.list_visible(session, authorizer, principal, purpose, after, limit, order)
-    return page([FileObject.of(row) for row in rows], has_more)
+    return FileList.of([FileObject.of(row) for row in rows], has_more)
 
 
 @router.get("/{file_id}", response_model=FileObject, responses=ERRORS)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from app.files.tables import File
+
+# OpenAI's file object types these as integer / string, not nullable: a file without one leaves it out.
+OMITTED_WHEN_NONE = ("expires_at", "status_details")
 
 
 class FileObject(BaseModel):
@@ -24,6 +27,14 @@ class FileObject(BaseModel):
     index_status: str | None = None
     duplicates: int | None = None
     near_duplicates: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _openai_optional_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields: dict[str, Any] = handler(self)
+        for name in OMITTED_WHEN_NONE:
+            if fields.get(name, 0) is None:
+                del fields[name]
+        return fields
 
     @classmethod
     def of(cls, row: File) -> FileObject:
@@ -55,5 +66,11 @@ class FileList(BaseModel):
     object: Literal["list"] = "list"
     data: list[FileObject]
     has_more: bool
-    first_id: str | None = None
-    last_id: str | None = None
+    # Required strings in OpenAI's ListFilesResponse: an empty page names "" (the SDK pages by the last item).
+    first_id: str
+    last_id: str
+
+    @classmethod
+    def of(cls, data: list[FileObject], has_more: bool) -> FileList:
+        return cls(data=data, has_more=has_more, first_id=data[0].id if data else "",
+                   last_id=data[-1].id if data else "")  # fmt: skip

@@ -83,9 +83,9 @@ async def upload(
     # Refuse an announced oversize body before reading a byte of it.
     if content_length is not None and content_length > settings.max_upload_bytes + 64 * 1024:
         raise PayloadTooLarge(f"File is larger than the limit of {settings.max_upload_bytes} bytes.", param="file")
-    file_id = ids.file_id()
     attrs = {"owner_id": principal.id, "organization_id": principal.organization_id}
-    await authorizer.require(principal, Kind.FILE, file_id, attrs, "create")
+    await authorizer.require_create(principal, Kind.FILE, attrs)
+    file_id = ids.file_id()
 
     settings.datasets_path.mkdir(parents=True, exist_ok=True)
     storage_name = f"{uuid.uuid4().hex}.jsonl"

@@ -20,9 +20,9 @@ for the file as a whole:
   preference); a line of the other format is a ``mixed_formats`` error.
 * Statistics count only valid examples. ``characters`` is the text the model
   reads: message contents, text parts and tool call names and arguments.
-* The first 8 KiB decide whether the file is text at all: a NUL byte, a known
-  archive/image signature or mostly control bytes make it ``binary_file``
-  (file-level, line 0) and no line is parsed.
+* The first 8 KiB decide whether the file is text at all: a NUL byte (reported on
+  the line it is on), a known archive/image signature or mostly control bytes
+  (file-level, line 0) make it ``binary_file`` and no line is parsed.
 """
 
 from __future__ import annotations
@@ -100,19 +100,23 @@ class _FileTally:
         self.max_example_characters = max(self.max_example_characters, example.characters)
 
 
-def _sniff_binary(window: bytes) -> tuple[ErrorCode, str] | None:
-    """Decides from the file's first bytes whether it is text at all."""
+def _sniff_binary(window: bytes) -> tuple[int, ErrorCode, str] | None:
+    """Decides from the file's first bytes whether it is text: (line, code, message), line 0 for the whole file."""
     if window.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return ErrorCode.INVALID_UTF8, "the file is UTF-16 or UTF-32 encoded; save it as UTF-8"
+        return 0, ErrorCode.INVALID_UTF8, "the file is UTF-16 or UTF-32 encoded; save it as UTF-8"
     for signature, what in _BINARY_SIGNATURES:
         if window.startswith(signature):
-            return ErrorCode.BINARY_FILE, f"the file is {what}, not JSONL; {_JSONL_ADVICE}"
-    if b"\x00" in window:
+            return 0, ErrorCode.BINARY_FILE, f"the file is {what}, not JSONL; {_JSONL_ADVICE}"
+    nul = window.find(b"\x00")
+    if nul >= 0:
         if window[1::2].count(0) > len(window) // 4 or window[0::2].count(0) > len(window) // 4:
-            return ErrorCode.INVALID_UTF8, "the file looks UTF-16 encoded; save it as UTF-8"
-        return ErrorCode.BINARY_FILE, f"the file holds NUL bytes, so it is binary; {_JSONL_ADVICE}"
+            return 0, ErrorCode.INVALID_UTF8, "the file looks UTF-16 encoded; save it as UTF-8"
+        # The line the first NUL is on, so a text file with one stray NUL can be fixed where it is.
+        line = window.count(b"\n", 0, nul) + 1
+        where = f"line {line} holds a NUL byte (byte {nul} of the file)"
+        return line, ErrorCode.BINARY_FILE, f"{where}, which no JSONL text has; {_JSONL_ADVICE}"
     if len(window.translate(None, _TEXT_BYTES)) * 10 > len(window):
-        return ErrorCode.BINARY_FILE, f"the file is mostly control bytes, so it is binary; {_JSONL_ADVICE}"
+        return 0, ErrorCode.BINARY_FILE, f"the file is mostly control bytes, so it is binary; {_JSONL_ADVICE}"
     return None
 
 
@@ -181,7 +185,8 @@ class StreamingValidator:
         verdict = _sniff_binary(window)
         if verdict is not None:
             self._binary = True
-            self._add(0, verdict[0], None, verdict[1])
+            line, code, message = verdict
+            self._add(line, code, None, message)
             return
         self._consume(window)
 

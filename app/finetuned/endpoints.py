@@ -14,7 +14,6 @@ from app.catalog.tables import CatalogEntry
 from app.core.config import Settings
 from app.core.errors import NotFound
 from app.finetuned import service
-from app.finetuned.tables import FineTunedModel
 from app.inference.catalog import base_served, fine_tuned_served
 from app.inference.lifespan import unload_deleted
 
@@ -23,11 +22,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"description": "OpenAI error o
 ArtifactKind = Annotated[Literal["adapter", "merged", "model"], Query()]
 
 
-def model_object(row: CatalogEntry | FineTunedModel, settings: Settings) -> dict[str, Any]:
+def model_object(row: service.AnyModel, settings: Settings) -> dict[str, Any]:
     # `served`: /v1/chat/completions answers for it (an engine serves it, or its base and its adapter).
     if isinstance(row, CatalogEntry):
         return {"id": row.id, "object": "model", "created": int(row.created_at.timestamp()), "owned_by": row.owned_by,
                 "served": base_served(settings, row.id)}  # fmt: skip
+    if isinstance(row, service.CheckpointModel):
+        # A checkpoint is a tar of weights to download, not something an engine loads.
+        checkpoint, job = row.checkpoint, row.job
+        return {
+            "id": row.id,
+            "object": "model",
+            "created": int(checkpoint.created_at.timestamp()),
+            "owned_by": job.organization_id,
+            "parent": job.fine_tuned_model,
+            "job_id": job.id,
+            "checkpoint": {"id": checkpoint.id, "step_number": checkpoint.step_number},
+            "served": False,
+        }
     return {
         "id": row.id,
         "object": "model",
@@ -45,9 +57,9 @@ def model_object(row: CatalogEntry | FineTunedModel, settings: Settings) -> dict
 async def list_models(
     session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    """Base models open for fine-tuning and the fine-tuned models the caller may see."""
-    base, tuned = await service.list_visible(session, authorizer, principal)
-    rows: list[CatalogEntry | FineTunedModel] = [*base, *tuned]
+    """Base models open for fine-tuning, and the fine-tuned models and checkpoint models the caller may see."""
+    base, tuned, checkpoints = await service.list_visible(session, authorizer, principal)
+    rows: list[service.AnyModel] = [*base, *tuned, *checkpoints]
     return {"object": "list", "data": [model_object(row, settings) for row in rows]}
 
 
@@ -95,8 +107,10 @@ async def retrieve_model(
 @router.delete("/{model:path}", responses=ERRORS)
 async def delete_model(request: Request, session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep,
                        resources: ResourcesDep, model: str) -> dict[str, Any]:  # fmt: skip
-    """Delete a fine-tuned model and its weights (and unload it from the serving engine)."""
-    row = await service.delete(session, authorizer, principal, model)
-    mark_resource(request, "model", row.id)
-    await unload_deleted(resources, row.id)
-    return {"id": row.id, "object": "model", "deleted": True}
+    """Delete a fine-tuned model (or a checkpoint model) and its weights, and unload it from the serving engine;
+    its checkpoint models stay, listed here."""
+    deleted, kept = await service.delete(session, authorizer, principal, model)
+    mark_resource(request, "model", deleted)
+    await unload_deleted(resources, deleted)
+    # Beyond OpenAI's answer: the checkpoint models of the job, which are models of their own and stay.
+    return {"id": deleted, "object": "model", "deleted": True, "checkpoint_models_kept": kept}

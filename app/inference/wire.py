@@ -48,6 +48,9 @@ FORWARDED = (
     "stream_options",
 )
 IGNORED = ("model", "user", "metadata", "safety_identifier", "prompt_cache_key", "service_tier", "store")
+# Optional in OpenAI's schema (tests/wire/openai_schemas.json) but never null there.
+NOT_NULLABLE_MESSAGE = ("annotations", "function_call", "tool_calls", "role")
+NOT_NULLABLE_USAGE = ("prompt_tokens_details", "completion_tokens_details")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 TEXT_PART_TYPES = ("text", "refusal")
 RANGES: dict[str, tuple[float, float]] = {
@@ -226,6 +229,9 @@ def completion_object(data: dict[str, Any], model: str, fingerprint: str) -> dic
         message = choice.get("message") or {}
         if not message.get("tool_calls"):
             message.pop("tool_calls", None)  # OpenAI leaves the key out when there are none
+        _drop_nulls(message, NOT_NULLABLE_MESSAGE)
+        _complete_logprobs(choice)
+    _drop_nulls(shaped.get("usage") or {}, NOT_NULLABLE_USAGE)
     return ChatCompletion.model_validate(shaped).model_dump(mode="json", exclude_unset=True)
 
 
@@ -240,4 +246,22 @@ def chunk_object(data: dict[str, Any], model: str, fingerprint: str, with_usage:
         delta = choice.get("delta") or {}
         if not delta.get("tool_calls"):
             delta.pop("tool_calls", None)
+        _drop_nulls(delta, NOT_NULLABLE_MESSAGE)
+        _complete_logprobs(choice)
+    _drop_nulls(shaped.get("usage") or {}, NOT_NULLABLE_USAGE)
     return shaped
+
+
+def _complete_logprobs(choice: dict[str, Any]) -> None:
+    """OpenAI's logprobs object always has `refusal` (null without one); the engine writes `content` only."""
+    logprobs = choice.get("logprobs")
+    if isinstance(logprobs, dict):
+        logprobs.setdefault("refusal", None)
+
+
+def _drop_nulls(data: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """The SDK's types admit null everywhere; OpenAI's schema does not for these keys, and the engine
+    writes null for them: a strict client then sees the key left out, as OpenAI leaves it out."""
+    for key in keys:
+        if key in data and data[key] is None:
+            del data[key]

@@ -20,7 +20,8 @@ from app.files.service import storage_path
 from app.files.tables import File
 from app.jobs import service
 from app.jobs.schemas import EstimateObject, JobCreate
-from app.training.hyperparams import estimate, resolve_hyperparameters
+from app.training.hyperparams import estimate, learning_rate_multiplier, resolve_hyperparameters
+from app.training.strategy import ModelShape
 
 COUNT_TIMEOUT_SECONDS = 120
 
@@ -55,9 +56,14 @@ def resolve_and_estimate(
     resolved = resolve_hyperparameters(
         service.tunable(requested), examples, tokens, method, fine_tune_type, entry.max_seq_length
     )
-    resolved.update(fine_tune_type=fine_tune_type, quantization=quantization)
-    figures = estimate(examples, tokens, resolved, settings.estimate_tokens_per_second, method)
-    figures["estimated_gpu_hours"] = round(figures["estimated_seconds"] / 3600, 4)
+    # OpenAI's job object names the rate as a multiplier, resolved from "auto" like n_epochs and batch_size.
+    multiplier = learning_rate_multiplier(resolved["learning_rate"], method, fine_tune_type)
+    resolved.update(fine_tune_type=fine_tune_type, quantization=quantization, learning_rate_multiplier=multiplier)
+    # The API sees no GPU: TRAINING_PROCESSES says how many ranks a job gets (one when unset).
+    shape = ModelShape.from_parameter_count(entry.parameter_count) if entry.parameter_count else None
+    processes = settings.training_processes or 1
+    figures = estimate(examples, tokens, resolved, settings.estimate_tokens_per_second, method, processes, shape)
+    figures["estimated_gpu_hours"] = round(figures["estimated_seconds"] * processes / 3600, 4)
     return resolved, figures
 
 
@@ -68,8 +74,10 @@ def finish_time(figures: dict[str, Any]) -> Any:
 async def estimate_request(
     resources: Resources, session: AsyncSession, principal: Principal, body: JobCreate
 ) -> EstimateObject:
-    entry, training, validation, requested = await service.check_request(session, resources.authorizer, principal, body)
     settings = resources.settings
+    entry, training, validation, requested = await service.check_request(
+        session, resources.authorizer, principal, body, settings.min_training_examples
+    )
     max_len = int(requested.get("max_seq_length") or entry.max_seq_length)
 
     async def count(row: File) -> dict[str, Any]:
@@ -110,5 +118,8 @@ async def estimate_request(
         trained_tokens=figures["trained_tokens"],
         estimated_seconds=figures["estimated_seconds"],
         estimated_gpu_hours=figures["estimated_gpu_hours"],
+        training_processes=figures["training_processes"],
+        strategy=figures["strategy"],
+        memory_per_gpu_gib=figures["memory_per_gpu_gib"],
         hyperparameters=resolved,
     )

@@ -160,15 +160,24 @@ async def heartbeat(session: AsyncSession, job_id: str, attempt: int, lease_seco
     return None if row is None else (bool(row[0]), bool(row[1]))
 
 
-async def update_fenced(session: AsyncSession, job_id: str, attempt: int, **values: Any) -> bool:
-    result = await session.execute(
-        update(Job).where(Job.id == job_id, Job.attempt == attempt).values(**values).returning(Job.id)
-    )
+async def update_fenced(
+    session: AsyncSession, job_id: str, attempt: int, *, unless_stopping: bool = False, **values: Any
+) -> bool:
+    """Change the row while `attempt` owns it; with `unless_stopping`, only if no cancel or pause was asked."""
+    query = update(Job).where(Job.id == job_id, Job.attempt == attempt)
+    if unless_stopping:
+        query = query.where(Job.cancel_requested.is_(False), Job.pause_requested.is_(False))
+    result = await session.execute(query.values(**values).returning(Job.id))
     return result.scalar_one_or_none() is not None
 
 
 async def owning_attempt(session: AsyncSession, job_id: str) -> int | None:
-    return await session.scalar(select(Job.attempt).where(Job.id == job_id))
+    """The attempt that owns the job, the row share-locked until the caller's transaction ends.
+
+    The lock is the fence of a write that follows the read: a claim committing in between would
+    otherwise let a stale attempt write after it (FOR SHARE waits for that claim, then reads it).
+    """
+    return await session.scalar(select(Job.attempt).where(Job.id == job_id).with_for_update(read=True))
 
 
 async def add_gpu_seconds(session: AsyncSession, job_id: str, seconds: float) -> None:
@@ -216,8 +225,9 @@ async def add_fenced_event(session: AsyncSession, job_id: str, attempt: int, eve
     columns = JobEvent.__table__.c
     names = ("id", "job_id", "attempt", "level", "type", "message", "data", "created_at")
     # INSERT ... SELECT from the job row: no row is selected (none inserted) once another attempt owns it.
+    # FOR SHARE: a claim in flight is waited for and then seen, never raced.
     values = [Job.id if name == "job_id" else literal(getattr(row, name), type_=columns[name].type) for name in names]
-    source = select(*values).where(Job.id == job_id, Job.attempt == attempt)
+    source = select(*values).where(Job.id == job_id, Job.attempt == attempt).with_for_update(read=True)
     result = await session.execute(insert(JobEvent).from_select(list(names), source).returning(JobEvent.id))
     return row if result.scalar_one_or_none() is not None else None
 
@@ -268,6 +278,24 @@ async def checkpoints_page(
 ) -> tuple[Sequence[Checkpoint], bool]:
     query = select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.deleted.is_(False))
     return await fetch_page(session, query, Checkpoint.id, after=after, limit=limit)
+
+
+def _checkpoint_models() -> Select[Checkpoint, Job]:
+    """Checkpoints that are models of their own: on disk, of a job that succeeded (OpenAI's rule)."""
+    query = select(Checkpoint, Job).join(Job, Checkpoint.job_id == Job.id)
+    return query.where(Job.status == "succeeded", Checkpoint.deleted.is_(False))
+
+
+async def checkpoint_models(session: AsyncSession, visible: ColumnElement[bool]) -> list[tuple[Checkpoint, Job]]:
+    """The checkpoint models of the jobs `visible` selects, oldest first."""
+    query = _checkpoint_models().where(visible).order_by(Checkpoint.created_at, Checkpoint.id)
+    return [(checkpoint, job) for checkpoint, job in (await session.execute(query)).all()]
+
+
+async def checkpoint_model(session: AsyncSession, model_id: str, step: int) -> tuple[Checkpoint, Job] | None:
+    query = _checkpoint_models().where(Job.fine_tuned_model == model_id, Checkpoint.step_number == step)
+    row = (await session.execute(query.limit(1))).first()
+    return (row[0], row[1]) if row else None
 
 
 async def latest_checkpoint(session: AsyncSession, job_id: str) -> Checkpoint | None:

@@ -8,9 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.core.redaction import user_readable
 from app.jobs.tables import Checkpoint, Job, JobEvent
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+# OpenAI: `estimated_finish` "will be null if the fine-tuning job is not running" (we keep it while it waits too).
+ESTIMATED_STATUSES = ("validating_files", "queued", "running")
 # A job-list metadata filter: key/values every job must carry, jobs without metadata, or none.
 NULL_METADATA: Literal["null"] = "null"
 MetadataFilter = dict[str, str] | Literal["null"] | None
@@ -51,6 +54,8 @@ class MethodHyperparameters(BaseModel):
     eval_steps: int | None = None
     weight_decay: float | None = None
     lr_scheduler_type: str | None = None
+    optimizer: Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"] | None = None
+    activation_offloading: bool | None = None
 
 
 class MethodSection(BaseModel):
@@ -73,7 +78,7 @@ class JobCreate(BaseModel):
     validation_file: str | None = Field(default=None, max_length=64)
     hyperparameters: MethodHyperparameters | None = None  # OpenAI's deprecated top-level form
     method: Method | None = None
-    suffix: str | None = Field(default=None, max_length=64)
+    suffix: str | None = Field(default=None, min_length=1, max_length=64)  # OpenAI's bounds: "" is refused
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     metadata: dict[str, str] | None = None
     integrations: list[dict[str, Any]] | None = None
@@ -147,6 +152,7 @@ class JobObject(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobObject:
         shown = job.resolved_hyperparameters or job.hyperparameters
+        status = shown_status(job)
         openai_view = {
             "n_epochs": shown.get("n_epochs", "auto"),
             "batch_size": shown.get("batch_size", "auto"),
@@ -162,21 +168,44 @@ class JobObject(BaseModel):
             fine_tuned_model=job.fine_tuned_model,
             organization_id=job.organization_id,
             result_files=list(job.result_files or []),
-            status=job.status,
+            status=status,
             validation_file=job.validation_file,
             training_file=job.training_file,
             hyperparameters=openai_view,
-            trained_tokens=job.trained_tokens,
-            error=JobError(**job.error) if job.error else None,
+            # OpenAI: null while the job runs; the running count is in `progress`.
+            trained_tokens=job.trained_tokens if job.status in TERMINAL_STATUSES else None,
+            error=JobError(**{**job.error, "message": user_readable(job.error["message"])}) if job.error else None,
             user_provided_suffix=job.suffix,
             seed=job.seed,
-            estimated_finish=_ts(job.estimated_finish) if job.estimated_finish else None,
+            estimated_finish=_ts(job.estimated_finish)
+            if job.estimated_finish and status in ESTIMATED_STATUSES
+            else None,
             metadata=job.metadata_,
             method={"type": job.method, job.method: {"hyperparameters": shown}},
             estimate=job.estimate,
-            progress={"step": job.current_step, "total_steps": job.total_steps, "attempt": job.attempt},
+            progress={
+                "step": job.current_step,
+                "total_steps": job.total_steps,
+                "attempt": job.attempt,
+                "trained_tokens": job.trained_tokens,
+                "stopping": status != job.status,
+            },
             priority=job.priority,
         )
+
+
+def shown_status(job: Job) -> str:
+    """The state a request produced: a running job asked to cancel (or pause) is `cancelled` (`paused`) at once.
+
+    Its worker still holds it meanwhile: it signals the trainer, which saves a checkpoint, and then
+    writes the row itself through its fenced writes (`progress.stopping` is true until it has), so
+    crash-safety and the event trail ("Cancellation requested" ... "Job cancelled") are unchanged.
+    """
+    if job.status == "running" and job.cancel_requested:
+        return "cancelled"
+    if job.status == "running" and job.pause_requested:
+        return "paused"
+    return job.status
 
 
 class EventObject(BaseModel):
@@ -185,7 +214,7 @@ class EventObject(BaseModel):
     created_at: int
     level: str
     message: str
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] = {}  # OpenAI's schema: an object, never null
     type: str = "message"
 
     @classmethod
@@ -194,8 +223,8 @@ class EventObject(BaseModel):
             id=event.id,
             created_at=_ts(event.created_at),
             level=event.level,
-            message=event.message,
-            data=event.data,
+            message=user_readable(event.message),
+            data=event.data or {},
             type=event.type,
         )
 
@@ -203,6 +232,20 @@ class EventObject(BaseModel):
 def fine_tuned_model_name(job: Job, organization_name: str) -> str:
     """OpenAI's `ft:{base}:{org}:{suffix}:{id}`: the model a succeeded job names, and its checkpoints' prefix."""
     return f"ft:{job.model}:{organization_name}:{job.suffix or ''}:{job.id[-8:]}"
+
+
+CHECKPOINT_MODEL_MARK = ":ckpt-step-"
+
+
+def checkpoint_model_name(model_name: str, step: int) -> str:
+    """OpenAI's checkpoint model `ft:…:ckpt-step-N`: a model of its own once its job has succeeded."""
+    return f"{model_name}{CHECKPOINT_MODEL_MARK}{step}"
+
+
+def split_checkpoint_model(model_id: str) -> tuple[str, int] | None:
+    """(the fine-tuned model, the step) a checkpoint model id names; None for any other id."""
+    parent, mark, step = model_id.rpartition(CHECKPOINT_MODEL_MARK)
+    return (parent, int(step)) if mark and parent and step.isdigit() else None
 
 
 class CheckpointObject(BaseModel):
@@ -219,9 +262,10 @@ class CheckpointObject(BaseModel):
         return cls(
             id=checkpoint.id,
             created_at=_ts(checkpoint.created_at),
-            fine_tuned_model_checkpoint=f"{model_name}:ckpt-step-{checkpoint.step_number}",
+            fine_tuned_model_checkpoint=checkpoint_model_name(model_name, checkpoint.step_number),
             fine_tuning_job_id=checkpoint.job_id,
-            metrics={**checkpoint.metrics, "step": checkpoint.step_number},
+            # OpenAI's metrics are numbers: one not known yet (no evaluation, a NaN loss) is left out.
+            metrics={**_known(checkpoint.metrics), "step": checkpoint.step_number},
             step_number=checkpoint.step_number,
         )
 
@@ -239,7 +283,16 @@ class EstimateObject(BaseModel):
     trained_tokens: int
     estimated_seconds: float
     estimated_gpu_hours: float
+    # How the job is spread (single | ddp | fsdp2, app/training/strategy.py) and what it holds per GPU:
+    # weights, gradients, optimizer_states, activations, total in GiB; null when the model's size is unknown.
+    training_processes: int
+    strategy: str
+    memory_per_gpu_gib: dict[str, float] | None
     hyperparameters: dict[str, Any]
+
+
+def _known(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in metrics.items() if value is not None}
 
 
 def _ts(value: Any) -> int:

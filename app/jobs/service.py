@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import Authorizer, Kind, Principal, ResourceCheck, hidden, resource_attributes
+from app.authz import Authorizer, Kind, Principal, ResourceCheck, resource_attributes
+from app.authz.errors import refused_create
 from app.authz.resources import Resources
+from app.authz.service import NEW_RESOURCE_ID
 from app.catalog import repository as catalog
 from app.catalog.tables import CatalogEntry
 from app.core import ids
@@ -21,7 +23,7 @@ from app.files import repository as files
 from app.files.tables import File
 from app.jobs import events, repository
 from app.jobs.events import NewEvent
-from app.jobs.schemas import TERMINAL_STATUSES, JobCreate, MetadataFilter, fine_tuned_model_name
+from app.jobs.schemas import TERMINAL_STATUSES, JobCreate, MetadataFilter, fine_tuned_model_name, shown_status
 from app.jobs.tables import Checkpoint, Job, JobEvent
 from app.training.hyperparams import resolve_hyperparameters
 from app.users import repository as users
@@ -42,8 +44,16 @@ def tunable(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in hyperparameters.items() if key not in RECIPE_FIELDS}
 
 
-def _usable_file(row: File | None, readable: bool, file_id: str, param: str, method: str) -> File:
-    if row is None or not readable:
+class JobStopping(Conflict):
+    """The worker is still saving the checkpoint a stop asked for; the SDKs retry this one by themselves."""
+
+    code = "job_stopping"
+    retry = True
+
+
+def _usable_file(row: File | None, usable: bool, file_id: str, param: str, method: str) -> File:
+    # `use` (policies/resources/file.yaml): the owner's files and, as on OpenAI, those of the organization.
+    if row is None or not usable:
         raise NotFound(f"No such file: '{file_id}'", param=param, code="file_not_found")
     if row.purpose != "fine-tune":
         raise BadRequest(f"File '{file_id}' has purpose '{row.purpose}', not 'fine-tune'.", param=param)
@@ -63,9 +73,9 @@ def _usable_file(row: File | None, readable: bool, file_id: str, param: str, met
 async def _decide(
     authorizer: Authorizer, principal: Principal, rows: dict[str, File | None], creating: ResourceCheck | None
 ) -> tuple[bool, dict[str, bool]]:
-    """One Cerbos call for the job's `create` (when creating) and `read` on each file found."""
+    """One Cerbos call for the job's `create` (when creating) and `use` of each file found."""
     found = {param: row for param, row in rows.items() if row is not None}
-    checks = [ResourceCheck(str(Kind.FILE), row.id, resource_attributes(row), ("read",)) for row in found.values()]
+    checks = [ResourceCheck(str(Kind.FILE), row.id, resource_attributes(row), ("use",)) for row in found.values()]
     answers = await authorizer.check_all(principal, [*checks, *([creating] if creating else [])])
     readable = {param: bool(answer) for param, answer in zip(found, answers, strict=False)}
     return (bool(answers[-1]) if creating else True), readable
@@ -103,16 +113,28 @@ def _check_hyperparameters(body: JobCreate, training: File, entry: CatalogEntry)
     return requested
 
 
+def _check_example_count(training: File, minimum: int) -> None:
+    """OpenAI's rule, checked at job creation: a training file holds at least `minimum` examples."""
+    examples = int(training.statistics.get("examples", 0))
+    if examples < minimum:
+        raise BadRequest(
+            f"Training file '{training.id}' has {examples} example(s); a fine-tuning job needs at least {minimum}.",
+            param="training_file",
+            code="invalid_n_examples",
+        )
+
+
 async def check_request(
     session: AsyncSession,
     authorizer: Authorizer,
     principal: Principal,
     body: JobCreate,
+    min_examples: int,
     creating: ResourceCheck | None = None,
 ) -> tuple[CatalogEntry, File, File | None, dict[str, Any]]:
     """Every check a create (or an estimate) makes before anything is written.
 
-    The decisions (the new job's `create` when `creating`, `read` on each file) go to Cerbos in one
+    The decisions (the new job's `create` when `creating`, `use` of each file) go to Cerbos in one
     call; the errors keep their order: the job, then the request, the model, each file.
     """
     named = {"training_file": body.training_file}
@@ -121,7 +143,7 @@ async def check_request(
     rows = {param: await files.get_live(session, file_id) for param, file_id in named.items()}
     may_create, readable = await _decide(authorizer, principal, rows, creating)
     if creating is not None and not may_create:
-        raise hidden(Kind.FINE_TUNING_JOB, creating.resource_id)
+        raise refused_create(Kind.FINE_TUNING_JOB)
     if body.integrations:
         raise BadRequest("Integrations are not supported on this platform.", param="integrations")
     entry = await _usable_model(session, body.model)
@@ -129,15 +151,19 @@ async def check_request(
     usable = {param: _usable_file(rows[param], readable.get(param, False), file_id, param, method)
               for param, file_id in named.items()}  # fmt: skip
     training, validation = usable["training_file"], usable.get("validation_file")
+    _check_example_count(training, min_examples)
     requested = _check_hyperparameters(body, training, entry)
     return entry, training, validation, requested
 
 
 async def create(resources: Resources, session: AsyncSession, principal: Principal, body: JobCreate) -> Job:
-    job_id = ids.job_id()
     attrs = {"owner_id": principal.id, "organization_id": principal.organization_id}
-    creating = ResourceCheck(str(Kind.FINE_TUNING_JOB), job_id, attrs, ("create",))
-    _, training, validation, requested = await check_request(session, resources.authorizer, principal, body, creating)
+    # Asked of no id: a refused create is a 403 naming none (no job exists; the id is drawn once allowed).
+    creating = ResourceCheck(str(Kind.FINE_TUNING_JOB), NEW_RESOURCE_ID, attrs, ("create",))
+    _, training, validation, requested = await check_request(
+        session, resources.authorizer, principal, body, resources.settings.min_training_examples, creating
+    )
+    job_id = ids.job_id()
     await check_concurrent_jobs(session, principal)
     job = Job(
         id=job_id,
@@ -201,31 +227,53 @@ async def transition(
 
 
 async def cancel(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
-    job = await get(session, resources.authorizer, principal, job_id, "cancel")
-    if job.status in TERMINAL_STATUSES:
-        raise Conflict(f"Job '{job_id}' has already {job.status}; it cannot be cancelled.", param="fine_tuning_job_id")
-    if job.status == "running":
-        # The worker turns this into SIGTERM; the trainer saves a checkpoint and the job ends cancelled.
-        return await transition(resources, session, job, {"cancel_requested": True}, ("running",),
-                                 "Cancellation requested")  # fmt: skip
-    values = {"status": "cancelled", "cancel_requested": True, "finished_at": utcnow()}
-    return await transition(resources, session, job, values, ("validating_files", "queued", "paused"), "Job cancelled")
+    return await cancel_job(resources, session, await get(session, resources.authorizer, principal, job_id, "cancel"))
+
+
+async def cancel_job(resources: Resources, session: AsyncSession, job: Job, *, again: bool = True) -> Job:
+    """Cancel a job the caller may cancel (its owner, or the admin API's job control): `cancelled` at once.
+
+    A running job keeps its worker until the trainer has saved a checkpoint; the worker then writes
+    the row (`shown_status` answers `cancelled` meanwhile). `again`: the row changed under us once.
+    """
+    status = shown_status(job)
+    if status in TERMINAL_STATUSES:
+        raise Conflict(f"Job '{job.id}' has already {status}; it cannot be cancelled.", param="fine_tuning_job_id")
+    try:
+        if job.status == "running":
+            # The worker turns this into SIGTERM; the trainer saves a checkpoint and the job ends cancelled.
+            return await transition(resources, session, job, {"cancel_requested": True}, ("running",),
+                                     "Cancellation requested")  # fmt: skip
+        values = {"status": "cancelled", "cancel_requested": True, "finished_at": utcnow()}
+        return await transition(resources, session, job, values, ("validating_files", "queued", "paused"),
+                                 "Job cancelled")  # fmt: skip
+    except Conflict:
+        if again:  # a worker moved it meanwhile (claimed, or finished its pause): decide on what it is now
+            return await cancel_job(resources, session, job, again=False)
+        raise
 
 
 async def pause(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
+    """`paused` at once; a running job's worker stops the trainer at a checkpoint and then writes the row."""
     job = await get(session, resources.authorizer, principal, job_id, "pause")
-    if job.status == "running":
+    status = shown_status(job)
+    if status == "running":
         return await transition(resources, session, job, {"pause_requested": True}, ("running",), "Pause requested")
-    if job.status == "queued":
+    if status == "queued":
         return await transition(resources, session, job, {"status": "paused"}, ("queued",), "Job paused")
-    raise Conflict(f"Job '{job_id}' is {job.status}; only a queued or running job can be paused.",
+    raise Conflict(f"Job '{job_id}' is {status}; only a queued or running job can be paused.",
                    param="fine_tuning_job_id")  # fmt: skip
 
 
 async def resume(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
     job = await get(session, resources.authorizer, principal, job_id, "resume")
+    if job.status == "running" and shown_status(job) == "paused":
+        # Another attempt may not start while this one still writes its checkpoint.
+        raise JobStopping(f"Job '{job_id}' is still saving the checkpoint it pauses at; resume it in a few seconds.",
+                          param="fine_tuning_job_id", headers={"Retry-After": "2"})  # fmt: skip
     if job.status != "paused":
-        raise Conflict(f"Job '{job_id}' is {job.status}; only a paused job can be resumed.", param="fine_tuning_job_id")
+        raise Conflict(f"Job '{job_id}' is {shown_status(job)}; only a paused job can be resumed.",
+                       param="fine_tuning_job_id")  # fmt: skip
     values = {"status": "queued", "pause_requested": False, "enqueued_at": utcnow()}
     job = await transition(
         resources, session, job, values, ("paused",), "Job resumed; continuing from the latest checkpoint"

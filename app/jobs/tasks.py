@@ -21,7 +21,7 @@ from app.core.celery_app import (
     celery_app,
 )
 from app.core.database import utcnow
-from app.core.outbox import enqueue, relay
+from app.core.outbox import OutboxMessage, enqueue, relay
 from app.core.worker_context import WorkerContext, run_in_context
 from app.datasets.codes import TokenizerErrorCode
 from app.files import repository as files
@@ -148,9 +148,9 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
         )
         said = [validated, *(NewEvent(note, level="warn") for note in notes), NewEvent("Job queued for a GPU worker")]
         added = [repository.add_event(session, job_id, event) for event in said]
-        enqueue(session, None, TASK_RUN_FINETUNE, [job_id], priority=locked.priority)
+        message = enqueue(session, None, TASK_RUN_FINETUNE, [job_id], priority=locked.priority)
         await session.commit()
-    await relay(context.sessionmaker)
+    await relay(context.sessionmaker, [message.id])
     for event in added:
         await events.publish(context.redis, event)
     return "queued"
@@ -197,14 +197,25 @@ def reconcile() -> dict[str, int]:
 
 
 async def reconcile_once(context: WorkerContext) -> dict[str, int]:
-    """Re-publish lost messages, re-queue jobs whose worker died, fail jobs out of attempts."""
+    """Re-publish lost messages, re-queue jobs whose worker died, fail jobs out of attempts.
+
+    It publishes the outbox rows older than OUTBOX_RELAY_AFTER_SECONDS and the ones it adds itself,
+    never a younger row of someone else (whose own after-commit publish is still on its way).
+    """
     settings = context.settings
-    report = {"relayed": 0, "requeued": 0, "failed": 0, "republished": 0}
+    report = {"relayed": 0, "requeued": 0, "failed": 0, "stopped": 0, "republished": 0}
     report["relayed"] = await relay(
         context.sessionmaker, older_than=timedelta(seconds=settings.outbox_relay_after_seconds)
     )
+    added: list[OutboxMessage] = []
     async with context.sessionmaker() as session:
         for job in await repository.expired_leases(session):
+            if job.cancel_requested or job.pause_requested:
+                # It died while stopping as asked: the stop stands (the user was answered so), and a
+                # resume continues from the latest checkpoint that was completely written.
+                repository.add_event(session, job.id, _settle_stop(job), attempt=job.attempt)
+                report["stopped"] += 1
+                continue
             if job.attempt >= job.last_allowed_attempt(settings.max_job_attempts):
                 job.status, job.finished_at, job.lease_until = "failed", utcnow(), None
                 job.error = {
@@ -223,29 +234,45 @@ async def reconcile_once(context: WorkerContext) -> dict[str, int]:
                 level="warn",
             )
             repository.add_event(session, job.id, lost, attempt=job.attempt)
-            enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+            added.append(enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority))
             report["requeued"] += 1
         await session.commit()
-    report["republished"] = await _republish_orphans(context)
-    await relay(context.sessionmaker)
+    republished = await _republish_orphans(context)
+    report["republished"] = len(republished)
+    added += republished
+    if added:
+        await relay(context.sessionmaker, [message.id for message in added])
     return report
 
 
-async def _republish_orphans(context: WorkerContext) -> int:
-    """A queued job with no message in the broker (lost on a broker restart) gets a new one."""
-    grace = timedelta(seconds=max(30, context.settings.outbox_relay_after_seconds * 3))
+def _settle_stop(job: Job) -> NewEvent:
+    """The row of a job whose worker was lost while it carried out a cancel or a pause."""
+    job.lease_until = None
+    if job.cancel_requested:
+        job.status, job.finished_at = "cancelled", utcnow()
+        return NewEvent(f"Job cancelled (its worker stopped answering on attempt {job.attempt} while stopping)")
+    job.status = "paused"
+    return NewEvent(
+        f"Job paused (its worker stopped answering on attempt {job.attempt} while pausing); "
+        "resume continues from the latest checkpoint"
+    )
+
+
+async def _republish_orphans(context: WorkerContext) -> list[OutboxMessage]:
+    """A queued job with no message in the broker (lost on a broker restart) gets a new one; the new messages."""
+    grace = timedelta(seconds=context.settings.republish_after_seconds)
     async with context.sessionmaker() as session:
         candidates = await repository.waiting_since(session, older_than=grace)
         if not candidates:
-            return 0
+            return []
         waiting = await queue_state.job_ids_in_broker(context.redis)
-        republished = 0
+        republished = []
         for job in candidates:
             if job.id in waiting:
                 continue
             task = TASK_RUN_FINETUNE if job.status == "queued" else TASK_VALIDATE_JOB
-            enqueue(session, None, task, [job.id], priority=job.priority if job.status == "queued" else None)
+            priority = job.priority if job.status == "queued" else None
+            republished.append(enqueue(session, None, task, [job.id], priority=priority))
             job.enqueued_at = utcnow()
-            republished += 1
         await session.commit()
     return republished

@@ -74,10 +74,16 @@ class TrainingOutputs:
 
 @dataclass(frozen=True)
 class RunFailed:
-    """Why the run stopped with an error: a stable code (docs/training.md) and a message for the user."""
+    """Why the run stopped with an error: a stable code (docs/training.md) and a message for the user.
+
+    `rank` and `at` (Unix time) say which torchrun rank failed and when: the worker reports the first
+    failure, since the other ranks then fail only because a peer is gone.
+    """
 
     code: str
     message: str
+    rank: int = 0
+    at: float | None = None
 
 
 TrainerMessage = (
@@ -176,8 +182,8 @@ class JsonLinesProgress:
     def on_done(self, outputs: TrainingOutputs) -> None:
         self.send(outputs)
 
-    def on_error(self, code: str, message: str) -> None:
-        self.send(RunFailed(code, message))
+    def on_error(self, failure: RunFailed) -> None:
+        self.send(failure)
 
     def send(self, message: TrainerMessage) -> None:
         self.emit(KIND_OF[type(message)], **asdict(message))

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 
 Method = Literal["supervised", "dpo"]
 FineTuneType = Literal["lora", "full"]
+# transformers' `optim` names: the two 8-bit ones are bitsandbytes' (CUDA), paged pages states to host memory.
+Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"]
+OPTIMIZERS: tuple[str, ...] = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit")
 ALL_LINEAR = "all-linear"
 
 
@@ -41,6 +44,9 @@ class Hyperparameters(BaseModel):
     beta: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     lr_scheduler_type: str
+    optimizer: Optimizer = "adamw_torch"
+    # Checkpointed activations kept in host memory between forward and backward (CUDA only).
+    activation_offloading: bool = False
 
     @field_validator("target_modules")
     @classmethod
@@ -74,6 +80,8 @@ class TrainingConfig(BaseModel):
     truncate_long_examples: bool = True
     gradient_checkpointing: bool = True
     max_steps: PositiveInt | None = None
+    # Where the tokenized dataset is kept (the job's work dir): tokenized once, reused by every rank and attempt.
+    data_cache_dir: Path | None = None
 
     @model_validator(mode="after")
     def _check_combinations(self) -> TrainingConfig:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
+
 from app.datasets.codes import Problem, TokenizerErrorCode
 from app.datasets.lines import UTF8_BOM, parse_line
 from app.datasets.schema import DataFormat, check_example
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
+# Examples rendered and tokenized per call of the fast tokenizer (it encodes a batch in Rust).
+TOKENIZE_BATCH = 256
 CHAT_TEMPLATE_ERROR = TokenizerErrorCode.CHAT_TEMPLATE_ERROR
 GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 Message = dict[str, Any]
@@ -47,18 +51,30 @@ class PreferenceExample:
     tools: list[Any] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TokenizedChat:
+    """Token ids and labels as int32 arrays: 4 bytes a token instead of a Python int's 28 plus its pointer."""
+
     line: int
-    input_ids: list[int]
-    labels: list[int]
+    input_ids: np.ndarray
+    labels: np.ndarray
 
     @property
     def has_trainable_tokens(self) -> bool:
-        return any(label != IGNORE_INDEX for label in self.labels)
+        return bool((self.labels != IGNORE_INDEX).any())
+
+    @property
+    def trainable_tokens(self) -> int:
+        return int((self.labels != IGNORE_INDEX).sum())
 
     def truncated(self, max_length: int) -> TokenizedChat:
         return TokenizedChat(self.line, self.input_ids[:max_length], self.labels[:max_length])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TokenizedChat):
+            return NotImplemented
+        same_ids = np.array_equal(self.input_ids, other.input_ids)
+        return self.line == other.line and same_ids and np.array_equal(self.labels, other.labels)
 
 
 @dataclass(frozen=True)
@@ -158,15 +174,24 @@ def _message(value: dict[str, Any]) -> Message:
 
 
 def iter_tokenized_chat(tokenizer: PreTrainedTokenizerBase, path: Path) -> Iterator[TokenizedChat | ExampleError]:
-    """Every line of a chat SFT file, tokenized with its labels, or the reason it cannot be."""
+    """Every line of a chat SFT file, tokenized with its labels, or the reason it cannot be; in line order.
+
+    Lines are tokenized TOKENIZE_BATCH at a time, so memory holds one batch, never the file.
+    """
+    batch: list[ChatExample] = []
     for line, record in read_jsonl(path):
-        if isinstance(record, ExampleError):
-            yield record
-            continue
-        try:
-            yield tokenize_chat_example(tokenizer, parse_chat_example(record, line))
-        except ExampleError as error:
-            yield error
+        problem = record if isinstance(record, ExampleError) else None
+        if problem is None:
+            try:
+                batch.append(parse_chat_example(cast(dict[str, Any], record), line))
+            except ExampleError as error:
+                problem = error
+        if problem is not None or len(batch) >= TOKENIZE_BATCH:
+            yield from tokenize_chat_examples(tokenizer, batch)
+            batch = []
+        if problem is not None:
+            yield problem
+    yield from tokenize_chat_examples(tokenizer, batch)
 
 
 def iter_preferences(
@@ -186,17 +211,48 @@ def iter_preferences(
 
 def tokenize_chat_example(tokenizer: PreTrainedTokenizerBase, example: ChatExample) -> TokenizedChat:
     """Token ids and labels: the ids on trained assistant tokens, IGNORE_INDEX everywhere else."""
-    text, spans = render_with_assistant_spans(tokenizer, example.messages, example.tools, example.line)
-    weights = [message.get("weight", 1) for message in example.messages if message["role"] == "assistant"]
-    trained_spans = [span for span, weight in zip(spans, weights, strict=True) if weight]
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids: list[int] = list(encoding["input_ids"])
-    labels = [IGNORE_INDEX] * len(input_ids)
-    for index, (token_start, token_end) in enumerate(encoding["offset_mapping"]):
-        # A token that overlaps a trained span belongs to it (same rule as transformers' assistant mask).
-        if any(token_end > start and token_start < end for start, end in trained_spans):
-            labels[index] = input_ids[index]
-    return TokenizedChat(example.line, input_ids, labels)
+    (result,) = tokenize_chat_examples(tokenizer, [example])
+    if isinstance(result, ExampleError):
+        raise result
+    return result
+
+
+def tokenize_chat_examples(
+    tokenizer: PreTrainedTokenizerBase, examples: list[ChatExample]
+) -> list[TokenizedChat | ExampleError]:
+    """Each example rendered once, all of them tokenized in one call, labels set from the offsets in numpy."""
+    rendered: list[tuple[ChatExample, str, list[tuple[int, int]]] | ExampleError] = []
+    for example in examples:
+        try:
+            text, spans = render_with_assistant_spans(tokenizer, example.messages, example.tools, example.line)
+        except ExampleError as error:
+            rendered.append(error)
+            continue
+        weights = [message.get("weight", 1) for message in example.messages if message["role"] == "assistant"]
+        rendered.append((example, text, [span for span, weight in zip(spans, weights, strict=True) if weight]))
+    texts = [item[1] for item in rendered if not isinstance(item, ExampleError)]
+    encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else None
+    results: list[TokenizedChat | ExampleError] = []
+    index = 0
+    for item in rendered:
+        if isinstance(item, ExampleError):
+            results.append(item)
+            continue
+        assert encodings is not None
+        example, _, trained_spans = item
+        input_ids = np.asarray(encodings["input_ids"][index], dtype=np.int32)
+        offsets = np.asarray(encodings["offset_mapping"][index], dtype=np.int64).reshape(-1, 2)
+        index += 1
+        results.append(TokenizedChat(example.line, input_ids, _labels(input_ids, offsets, trained_spans)))
+    return results
+
+
+def _labels(input_ids: np.ndarray, offsets: np.ndarray, trained_spans: list[tuple[int, int]]) -> np.ndarray:
+    # A token that overlaps a trained span belongs to it (same rule as transformers' assistant mask).
+    trained = np.zeros(len(input_ids), dtype=bool)
+    for start, end in trained_spans:
+        trained |= (offsets[:, 1] > start) & (offsets[:, 0] < end)
+    return np.where(trained, input_ids, np.int32(IGNORE_INDEX)).astype(np.int32)
 
 
 def render_with_assistant_spans(
@@ -267,19 +323,18 @@ def trl_preference_row(example: PreferenceExample) -> dict[str, Any]:
 def _incremental_spans(
     tokenizer: PreTrainedTokenizerBase, messages: list[Message], tools: list[Any] | None, line: int
 ) -> tuple[str, list[tuple[int, int]]]:
-    text = _render(tokenizer, messages, tools)
+    """Two batched renders (every prefix before an answer, every prefix through it) instead of two per turn."""
+    answers = [index for index, message in enumerate(messages) if message["role"] == "assistant"]
+    if answers and answers[0] == 0:
+        raise ExampleError(
+            CHAT_TEMPLATE_ERROR,
+            "a conversation cannot open with an assistant message under a template without {% generation %} tags",
+            line,
+        )
+    befores = _render_many(tokenizer, [messages[:index] for index in answers], tools, add_generation_prompt=True)
+    text, *throughs = _render_many(tokenizer, [messages, *(messages[: index + 1] for index in answers)], tools)
     spans = []
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        if index == 0:
-            raise ExampleError(
-                CHAT_TEMPLATE_ERROR,
-                "a conversation cannot open with an assistant message under a template without {% generation %} tags",
-                line,
-            )
-        before = _render(tokenizer, messages[:index], tools, add_generation_prompt=True)
-        through = _render(tokenizer, messages[: index + 1], tools)
+    for before, through in zip(befores, throughs, strict=True):
         if not (text.startswith(through) and through.startswith(before)):
             raise ExampleError(
                 CHAT_TEMPLATE_ERROR,
@@ -289,6 +344,20 @@ def _incremental_spans(
             )
         spans.append((len(before), len(through)))
     return text, spans
+
+
+def _render_many(
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: list[list[Message]],
+    tools: list[Any] | None,
+    add_generation_prompt: bool = False,
+) -> list[str]:
+    if not conversations:
+        return []
+    rendered = tokenizer.apply_chat_template(
+        conversations, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+    return [str(text) for text in cast(list[str], rendered)]
 
 
 def _render(

@@ -14,18 +14,19 @@ everything the outside world learns goes through the `ProgressCallback`.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset
-from peft import LoraConfig, PeftModel
+from peft import PeftModel
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, Trainer, set_seed
 
+from app.training.arguments import batch_shape, fsdp2_on_cpu, gathered_state_dict, trainer_arguments
 from app.training.callbacks import CheckpointInfo, NullProgress, ProgressCallback, TrainingOutputs
 from app.training.checkpoints import (
     checkpoint_step,
@@ -37,18 +38,20 @@ from app.training.checkpoints import (
 from app.training.config import TrainingConfig
 from app.training.data import load_tokenizer
 from app.training.errors import InvalidConfigError
+from app.training.model_loading import (
+    attention_implementation,
+    load_base_model,
+    load_reference_model,
+    lora_config,
+    precision,
+)
 from app.training.outputs import final_metrics, write_metrics_csv, write_model_card
-from app.training.process import is_rank_zero
+from app.training.process import is_rank_zero, world_size
 from app.training.rows import load_rows
+from app.training.strategy import Strategy, training_strategy
 from app.training.trainer_bridge import RecipeTrainerCallback, StopRequest
 
-
-def attention_implementation() -> str:
-    """FlashAttention 2 where installed (varlen kernels make packed rows cost no more than separate
-    ones); otherwise SDPA, which transformers gives a block-diagonal mask for packed rows."""
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
-        return "flash_attention_2"
-    return "sdpa"
+BITSANDBYTES_OPTIMIZERS = ("adamw_8bit", "paged_adamw_8bit")
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,6 @@ class TrainOutcome:
     step: int
     total_steps: int
     resumed_from_step: int | None
-
-
-@dataclass(frozen=True)
-class Precision:
-    dtype: torch.dtype
-    bf16: bool
-    fp16: bool
 
 
 class FineTuneRecipe:
@@ -83,6 +79,9 @@ class FineTuneRecipe:
         self._trainer: Trainer | None = None
         self._bridge: RecipeTrainerCallback | None = None
         self._resume_from: Path | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.strategy: Strategy = training_strategy(world_size(), config.quantization)
+        self.attention = model.config._attn_implementation if model is not None else attention_implementation()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -91,16 +90,22 @@ class FineTuneRecipe:
         self._check_environment()
         set_seed(self.config.seed)
         self._tokenizer = load_tokenizer(self.config.base_model, self.config.revision, self.config.chat_template)
-        config, tokenizer = self.config, self._tokenizer
-        train_dataset = load_rows(tokenizer, config, config.training_file, "training_file", self.progress)
-        eval_dataset = None
-        if config.validation_file:
-            eval_dataset = load_rows(tokenizer, config, config.validation_file, "validation_file", self.progress)
+        # The arguments come first: building them starts the process group, which the data step below
+        # (local rank 0 tokenizes, the others wait) and FSDP2's rank-0-only model loading need.
+        arguments = self._arguments()
+        with arguments.main_process_first(local=True, desc="tokenize"):
+            train_dataset, eval_dataset = self._load_datasets()
         model = self._setup_model()
-        self._trainer = self._setup_trainer(model, train_dataset, eval_dataset)
+        self._trainer = self._setup_trainer(model, arguments, train_dataset, eval_dataset)
         rows = len(self._trainer.train_dataset)  # type: ignore[arg-type]
         unit = "packed rows" if self.config.hyperparameters.packing else "sequences"
         self.progress.on_message("info", f"{len(train_dataset)} training examples in {rows} {unit}")
+        if batch_shape(self.config, self.attention).one_row_per_forward:
+            self.progress.on_message(
+                "info",
+                f"{self.attention} attention: one packed row per forward pass, "
+                f"{arguments.gradient_accumulation_steps} forward passes per optimizer step",
+            )
         if is_rank_zero():
             for broken in remove_incomplete_checkpoints(self.config.checkpoint_dir):
                 self.progress.on_message("warn", f"removed incomplete checkpoint {broken.name}")
@@ -148,12 +153,17 @@ class FineTuneRecipe:
         return checkpoint
 
     def save_outputs(self) -> TrainingOutputs:
-        """Write the final artifacts into output_dir (rank 0 only) and report them."""
+        """Write the final artifacts into output_dir (rank 0 only) and report them.
+
+        The merge loads a second copy of the base: the training model, its optimizer and every
+        reference the Trainer and accelerate keep are dropped first (`release_trainer`), so the
+        merge never needs room for both.
+        """
         trainer, _ = self._require_trainer()
-        assert self._tokenizer is not None
         output_dir = self.config.output_dir
         output_dir.mkdir(parents=True, exist_ok=True)
-        history = trainer.state.log_history
+        history = list(trainer.state.log_history)
+        trained_tokens = int(trainer.state.num_input_tokens_seen)
         metrics = final_metrics(history)
         metrics_csv = output_dir / "step_metrics.csv"
         adapter_dir = merged_dir = None
@@ -162,7 +172,8 @@ class FineTuneRecipe:
         if self.config.fine_tune_type == "lora":
             adapter_dir = self._save_weights(trainer, output_dir / "adapter", "adapter", metrics)
             if self.config.merge_adapter:
-                self._release_trainer()
+                del trainer
+                self.release_trainer()
                 merged_dir = self._save_merged(adapter_dir, output_dir / "merged", metrics)
             model_dir = merged_dir or adapter_dir
         else:
@@ -172,31 +183,88 @@ class FineTuneRecipe:
             adapter_dir=str(adapter_dir) if adapter_dir else None,
             merged_dir=str(merged_dir) if merged_dir else None,
             model_dir=str(model_dir),
-            trained_tokens=int(trainer.state.num_input_tokens_seen),
+            trained_tokens=trained_tokens,
             metrics_csv=str(metrics_csv),
         )
         self.progress.on_done(outputs)
         return outputs
 
+    def release_trainer(self) -> None:
+        """Drop the training model and optimizer: the Trainer, accelerate's lists of prepared objects, ours.
+
+        accelerate keeps every prepared model, optimizer, scheduler and data loader in lists of its own,
+        and the Trainer's callback handler holds the model, optimizer and scheduler too; dropping the
+        Trainer alone would leave those alive.
+        """
+        self._given_model = None
+        if self._trainer is not None:
+            self._trainer.accelerator.free_memory()
+            self._trainer = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def cleanup(self) -> None:
-        self._release_trainer()
+        self.release_trainer()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
     # ---- setup helpers ---------------------------------------------------------------------
 
     def _check_environment(self) -> None:
-        if self.config.quantization == "qlora":
-            if not torch.cuda.is_available():
-                raise InvalidConfigError("quantization 'qlora' needs a CUDA GPU (bitsandbytes 4-bit); none is visible")
+        hp = self.config.hyperparameters
+        cuda = torch.cuda.is_available()
+        if self.config.quantization == "qlora" and not cuda:
+            raise InvalidConfigError("quantization 'qlora' needs a CUDA GPU (bitsandbytes 4-bit); none is visible")
+        if hp.optimizer in BITSANDBYTES_OPTIMIZERS and not cuda:
+            raise InvalidConfigError(f"optimizer {hp.optimizer!r} (bitsandbytes) needs a CUDA GPU; none is visible")
+        if hp.activation_offloading and not cuda:
+            raise InvalidConfigError("activation_offloading moves activations from a GPU to host memory: no GPU here")
+        if self.config.quantization == "qlora" or hp.optimizer in BITSANDBYTES_OPTIMIZERS:
             try:
                 import bitsandbytes  # noqa: F401  # optional (CUDA builds only): its absence is a config error
             except ImportError as error:
-                raise InvalidConfigError("quantization 'qlora' needs the bitsandbytes package") from error
+                raise InvalidConfigError("quantization 'qlora' and 8-bit optimizers need bitsandbytes") from error
         if not self.config.training_file.is_file():
             raise InvalidConfigError(f"training_file {self.config.training_file} does not exist")
         if self.config.validation_file is not None and not self.config.validation_file.is_file():
             raise InvalidConfigError(f"validation_file {self.config.validation_file} does not exist")
+
+    def _arguments(self) -> Any:
+        """The SFTConfig or DPOConfig of this run."""
+        config, hp = self.config, self.config.hyperparameters
+        arguments = trainer_arguments(config, config.validation_file is not None, self.strategy, self.attention)
+        if config.method == "dpo":
+            # trl loads a trainer's modules on first use: a run imports only the trainer it needs.
+            from trl import DPOConfig
+
+            return DPOConfig(**arguments, beta=hp.beta, include_num_input_tokens_seen="non_padding")
+        # As above.
+        from trl import SFTConfig
+
+        return SFTConfig(
+            **arguments,
+            packing=hp.packing,
+            packing_strategy="bfd",
+            # Packed rows carry no padding at all; unpacked batches count the attention mask.
+            include_num_input_tokens_seen="all" if hp.packing else "non_padding",
+        )
+
+    def _load_datasets(self) -> tuple[Dataset, Dataset | None]:
+        config, tokenizer = self.config, self._tokenizer
+        assert tokenizer is not None
+        cache_root = config.data_cache_dir
+        if cache_root is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="finetune-rows-")
+            cache_root = Path(self._scratch.name)
+        train = load_rows(tokenizer, config, config.training_file, "training_file", self.progress, cache_root)
+        valid = None
+        if config.validation_file:
+            valid = load_rows(tokenizer, config, config.validation_file, "validation_file", self.progress, cache_root)
+        return train, valid
 
     def _setup_model(self) -> PreTrainedModel:
         if self._given_model is not None:
@@ -204,137 +272,36 @@ class FineTuneRecipe:
                 raise InvalidConfigError("quantization applies while loading: pass no model with qlora")
             self._given_model.config.use_cache = False
             return self._given_model
-        precision = self._precision()
-        kwargs: dict[str, Any] = {
-            "revision": self.config.revision,
-            "dtype": precision.dtype,
-            "attn_implementation": attention_implementation(),
-        }
-        if self.config.quantization == "qlora":
-            # Loads bitsandbytes (CUDA builds only, seconds to import): only a QLoRA run pays for it.
-            from transformers import BitsAndBytesConfig
+        return load_base_model(self.config, self.strategy, self.progress)
 
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=precision.dtype,
-            )
-            # Each torchrun rank loads its own quantized copy onto its own GPU.
-            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-        model = AutoModelForCausalLM.from_pretrained(self.config.base_model, **kwargs)
-        model.config.use_cache = False
-        if self.config.quantization == "qlora":
-            # As above: bitsandbytes again.
-            from peft import prepare_model_for_kbit_training
-
-            model = prepare_model_for_kbit_training(
-                model,
-                use_gradient_checkpointing=self.config.gradient_checkpointing,
-                gradient_checkpointing_kwargs={"use_reentrant": False},
-            )
-        device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-        dtype = str(precision.dtype).removeprefix("torch.")
-        attention = model.config._attn_implementation
-        loaded = f"loaded {self.config.base_model} on {device} in {dtype}, {attention} attention"
-        self.progress.on_message("info", loaded)
-        return model
-
-    def _precision(self) -> Precision:
-        """bf16 where the GPU has it; fp16 mixed precision over fp32 weights on older GPUs; fp32 on CPU."""
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return Precision(torch.bfloat16, bf16=True, fp16=False)
-        if torch.cuda.is_available():
-            return Precision(torch.float32, bf16=False, fp16=True)
-        return Precision(torch.float32, bf16=False, fp16=False)
-
-    def _lora_config(self) -> LoraConfig | None:
-        if self.config.fine_tune_type != "lora":
-            return None
-        hp = self.config.hyperparameters
-        return LoraConfig(
-            r=hp.lora_r,
-            lora_alpha=hp.lora_alpha,
-            lora_dropout=hp.lora_dropout,
-            target_modules=hp.target_modules,
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
-
-    def _trainer_arguments(self, has_eval: bool) -> dict[str, Any]:
-        """TrainingArguments shared by SFT and DPO (transformers 5 names: eval_strategy, use_cpu)."""
-        hp = self.config.hyperparameters
-        precision = self._precision()
-        use_cpu = not torch.cuda.is_available()
-        eval_strategy = "no"
-        if has_eval:
-            eval_strategy = "steps" if hp.eval_steps else "epoch"
-        return {
-            "output_dir": str(self.config.checkpoint_dir),
-            "num_train_epochs": hp.n_epochs,
-            "max_steps": -1,  # max_steps caps the epoch-based count, see _setup_trainer
-            "per_device_train_batch_size": hp.batch_size,
-            "per_device_eval_batch_size": hp.batch_size,
-            "gradient_accumulation_steps": hp.gradient_accumulation_steps,
-            "learning_rate": hp.learning_rate,
-            "weight_decay": hp.weight_decay,
-            "lr_scheduler_type": hp.lr_scheduler_type,
-            "warmup_steps": hp.warmup_ratio,  # < 1: a ratio of the total steps (transformers 5)
-            "seed": self.config.seed,
-            "data_seed": self.config.seed,
-            "bf16": precision.bf16,
-            "fp16": precision.fp16,
-            "use_cpu": use_cpu,
-            "activation_checkpointing": self.config.gradient_checkpointing,  # transformers 5 name
-            "activation_checkpointing_kwargs": {"use_reentrant": False},
-            "logging_strategy": "steps",
-            "logging_steps": 1,
-            "eval_strategy": eval_strategy,
-            "eval_steps": hp.eval_steps if eval_strategy == "steps" else None,
-            "save_strategy": "no",  # the bridge decides when to save, see trainer_bridge
-            "report_to": "none",
-            "disable_tqdm": True,
-            "dataloader_pin_memory": not use_cpu,
-            "ddp_find_unused_parameters": False,
-            "max_length": hp.max_seq_length,
-        }
-
-    def _setup_trainer(self, model: PreTrainedModel, train_dataset: Dataset, eval_dataset: Dataset | None) -> Trainer:
-        arguments = self._trainer_arguments(eval_dataset is not None)
-        hp = self.config.hyperparameters
+    def _setup_trainer(
+        self, model: PreTrainedModel, arguments: Any, train_dataset: Dataset, eval_dataset: Dataset | None
+    ) -> Trainer:
         trainer: Trainer
         if self.config.method == "dpo":
-            # trl loads a trainer's modules on first use: a run imports only the trainer it needs.
-            from trl import DPOConfig, DPOTrainer
+            # As in _arguments.
+            from trl import DPOTrainer
 
-            dpo_args = DPOConfig(**arguments, beta=hp.beta, include_num_input_tokens_seen="non_padding")
             trainer = DPOTrainer(
                 model=model,
-                ref_model=self._reference_model(),
-                args=dpo_args,
+                ref_model=load_reference_model(self.config, self.strategy),
+                args=arguments,
                 train_dataset=train_dataset,
                 eval_dataset=eval_dataset,
                 processing_class=self._tokenizer,
-                peft_config=self._lora_config(),
+                peft_config=lora_config(self.config),
             )
         else:
-            # As above.
-            from trl import SFTConfig, SFTTrainer
+            # As in _arguments.
+            from trl import SFTTrainer
 
-            sft_args = SFTConfig(
-                **arguments,
-                packing=hp.packing,
-                packing_strategy="bfd",
-                # Packed rows carry no padding at all; unpacked batches count the attention mask.
-                include_num_input_tokens_seen="all" if hp.packing else "non_padding",
-            )
             trainer = SFTTrainer(
                 model=model,
-                args=sft_args,
+                args=arguments,
                 train_dataset=train_dataset,
                 eval_dataset=eval_dataset,
                 processing_class=self._tokenizer,
-                peft_config=self._lora_config(),
+                peft_config=lora_config(self.config),
             )
         self._bridge = RecipeTrainerCallback(
             progress=self.progress,
@@ -344,6 +311,8 @@ class FineTuneRecipe:
             on_checkpoint_saved=self.save_checkpoint,
         )
         trainer.add_callback(self._bridge)
+        if self.strategy == "fsdp2" and not torch.cuda.is_available():
+            fsdp2_on_cpu(trainer)
         if self.config.max_steps:
             trainer.args.max_steps = min(self.config.max_steps, self._epoch_based_steps(trainer))
         return trainer
@@ -351,24 +320,25 @@ class FineTuneRecipe:
     def _epoch_based_steps(self, trainer: Trainer) -> int:
         """Optimizer steps for n_epochs, counted as Trainer counts them (so max_steps only ever caps)."""
         assert trainer.train_dataset is not None
-        hp = self.config.hyperparameters
+        args = trainer.args
         rows = len(trainer.train_dataset)  # type: ignore[arg-type]
-        batches = math.ceil(rows / (hp.batch_size * trainer.args.world_size))
-        return max(1, math.ceil(batches / hp.gradient_accumulation_steps)) * hp.n_epochs
-
-    def _reference_model(self) -> PreTrainedModel | None:
-        """Full-weight DPO needs a frozen copy of the base; LoRA DPO uses the base with adapters off."""
-        if self.config.fine_tune_type == "lora":
-            return None
-        return AutoModelForCausalLM.from_pretrained(
-            self.config.base_model, revision=self.config.revision, dtype=self._precision().dtype
-        )
+        batches = math.ceil(rows / (args.per_device_train_batch_size * args.world_size))
+        return max(1, math.ceil(batches / args.gradient_accumulation_steps)) * self.config.hyperparameters.n_epochs
 
     # ---- output helpers --------------------------------------------------------------------
 
     def _save_weights(self, trainer: Trainer, directory: Path, kind: str, metrics: dict[str, Any]) -> Path:
         assert self._tokenizer is not None
-        trainer.save_model(str(directory))
+        if self.strategy == "fsdp2" and not torch.cuda.is_available():
+            model: Any = trainer.model
+            state_dict = gathered_state_dict(model)
+            if trainer.is_world_process_zero():
+                model.save_pretrained(str(directory), state_dict=state_dict)
+        else:
+            if self.strategy == "fsdp2":
+                # Checkpoints are sharded per rank; the delivered weights are one gathered safetensors file.
+                trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+            trainer.save_model(str(directory))
         if trainer.is_world_process_zero():
             # A pickle has no place in a downloadable artifact; the model card records the arguments.
             (directory / "training_args.bin").unlink(missing_ok=True)
@@ -382,8 +352,8 @@ class FineTuneRecipe:
             return None
         assert self._tokenizer is not None
         self.progress.on_message("info", "merging the adapter into the base weights")
-        dtype = torch.bfloat16 if self._precision().bf16 else torch.float32
-        device_map = "auto" if torch.cuda.is_available() else None
+        dtype = torch.bfloat16 if precision().bf16 else torch.float32
+        device_map = {"": int(os.environ.get("LOCAL_RANK", "0"))} if torch.cuda.is_available() else None
         base = AutoModelForCausalLM.from_pretrained(
             self.config.base_model, revision=self.config.revision, dtype=dtype, device_map=device_map
         )
@@ -394,17 +364,6 @@ class FineTuneRecipe:
         write_model_card(directory, self.config, "merged", metrics)
         del base, merged
         return directory
-
-    def _release_trainer(self) -> None:
-        """Free the training model before loading another copy of the base for merging."""
-        self._given_model = None
-        if self._trainer is not None:
-            self._trainer.model = None  # type: ignore[assignment]
-            self._trainer.model_wrapped = None  # type: ignore[assignment]
-            self._trainer.optimizer = None  # type: ignore[assignment]
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
     def _require_trainer(self) -> tuple[Trainer, RecipeTrainerCallback]:
         if self._trainer is None or self._bridge is None:

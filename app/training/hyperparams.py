@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.training.config import ALL_LINEAR, Hyperparameters
+from app.training.config import ALL_LINEAR, OPTIMIZERS, Hyperparameters
+from app.training.strategy import ModelShape, memory_per_gpu, training_strategy
 
 AUTO = "auto"
 
@@ -26,6 +27,11 @@ MAX_DEFAULT_EPOCHS = 25
 # OpenAI: "batch size ~0.2% of the training examples, capped at 256".
 BATCH_FRACTION = 0.002
 MAX_EXAMPLES_PER_STEP = 256
+# OpenAI's maxima for its own fields (its OpenAPI document): a job object never echoes more. A larger
+# effective batch is the superset's `gradient_accumulation_steps` (optimizer step = batch_size x that).
+MAX_EPOCHS = 50
+MAX_BATCH_SIZE = 256
+MAX_BETA = 2.0
 # Tokens one forward pass may hold by default, so an auto batch fits an 8B model on one GPU.
 MICRO_BATCH_TOKEN_BUDGET = 8192
 EVALS_PER_RUN = 10
@@ -60,7 +66,7 @@ def resolve_hyperparameters(
     _check_context(requested, n_examples, n_tokens, method, fine_tune_type, max_seq_length_default)
     given = {key: value for key, value in requested.items() if value is not None and value != AUTO}
     resolved: dict[str, Any] = {}
-    resolved["n_epochs"] = _int_field(given, "n_epochs", default=auto_epochs(n_examples))
+    resolved["n_epochs"] = _int_field(given, "n_epochs", default=auto_epochs(n_examples), maximum=MAX_EPOCHS)
     resolved["max_seq_length"] = _int_field(given, "max_seq_length", default=max_seq_length_default, minimum=16)
     resolved["packing"] = _bool_field(given, "packing", default=method == "supervised")
     if method == "dpo" and resolved["packing"]:
@@ -73,9 +79,13 @@ def resolve_hyperparameters(
     resolved["warmup_ratio"] = _float_field(
         given, "warmup_ratio", default=0.1 if method == "dpo" else 0.03, low=0.0, high=1.0
     )
-    resolved["beta"] = _float_field(given, "beta", default=0.1, low=0.0, high=None, low_inclusive=False)
+    resolved["beta"] = _float_field(
+        given, "beta", default=0.1, low=0.0, high=MAX_BETA, low_inclusive=False, high_inclusive=True
+    )
     resolved["weight_decay"] = _float_field(given, "weight_decay", default=0.0, low=0.0, high=None)
     resolved["lr_scheduler_type"] = _scheduler(given)
+    resolved["optimizer"] = _choice_field(given, "optimizer", OPTIMIZERS, default="adamw_torch")
+    resolved["activation_offloading"] = _bool_field(given, "activation_offloading", default=False)
     batch_size, accumulation = _batch_shape(given, n_examples, n_tokens, resolved)
     resolved["batch_size"] = batch_size
     resolved["gradient_accumulation_steps"] = accumulation
@@ -95,22 +105,41 @@ def estimate(
     resolved: dict[str, Any],
     tokens_per_second: float,
     method: str = "supervised",
+    processes: int = 1,
+    shape: ModelShape | None = None,
 ) -> dict[str, Any]:
-    """Steps, trained tokens and seconds of a run with these resolved hyperparameters on one GPU.
+    """Steps, trained tokens, seconds, the strategy over `processes` GPUs and its memory per GPU.
 
     For dpo, `n_tokens` counts prompt+chosen and prompt+rejected (what the model processes) and the
-    time adds the reference model's forward pass.
+    time adds the reference model's forward pass. `tokens_per_second` is one GPU's; several GPUs
+    divide the time. Memory is None when the base model's shape is unknown.
     """
     if tokens_per_second <= 0:
         raise ValueError("tokens_per_second: must be positive")
     trained_tokens = n_tokens * int(resolved["n_epochs"])
-    seconds = trained_tokens / tokens_per_second
+    seconds = trained_tokens / tokens_per_second / max(1, processes)
     if method == "dpo":
         seconds *= DPO_COMPUTE_FACTOR
+    quantization = resolved.get("quantization")
+    memory = None
+    if shape is not None:
+        memory = memory_per_gpu(
+            shape,
+            resolved.get("fine_tune_type", "lora"),
+            quantization,
+            processes,
+            micro_batch_tokens=int(resolved["batch_size"]) * int(resolved["max_seq_length"]),
+            lora_r=int(resolved["lora_r"]),
+            optimizer=resolved.get("optimizer", "adamw_torch"),
+            activation_offloading=bool(resolved.get("activation_offloading")),
+        ).as_dict()
     return {
-        "total_steps": total_steps(n_examples, n_tokens, resolved),
+        "total_steps": total_steps(n_examples, n_tokens, resolved, processes),
         "trained_tokens": trained_tokens,
         "estimated_seconds": round(seconds, 1),
+        "training_processes": max(1, processes),
+        "strategy": training_strategy(processes, quantization),
+        "memory_per_gpu_gib": memory,
     }
 
 
@@ -131,9 +160,10 @@ def sequences_per_epoch(n_examples: int, n_tokens: int, resolved: dict[str, Any]
     return n_examples
 
 
-def total_steps(n_examples: int, n_tokens: int, resolved: dict[str, Any]) -> int:
+def total_steps(n_examples: int, n_tokens: int, resolved: dict[str, Any], processes: int = 1) -> int:
     """Optimizer steps over all epochs, counted the way transformers' Trainer counts them."""
-    batches = math.ceil(sequences_per_epoch(n_examples, n_tokens, resolved) / resolved["batch_size"])
+    per_step = resolved["batch_size"] * max(1, processes)
+    batches = math.ceil(sequences_per_epoch(n_examples, n_tokens, resolved) / per_step)
     steps_per_epoch = max(1, math.ceil(batches / resolved["gradient_accumulation_steps"]))
     return steps_per_epoch * int(resolved["n_epochs"])
 
@@ -147,7 +177,7 @@ def _batch_shape(given: dict[str, Any], n_examples: int, n_tokens: int, resolved
         sequences_per_step = max(1, round(examples_per_step * mean_tokens / max_seq_length))
     else:
         sequences_per_step = examples_per_step
-    micro_cap = max(1, MICRO_BATCH_TOKEN_BUDGET // max_seq_length)
+    micro_cap = max(1, min(MAX_BATCH_SIZE, MICRO_BATCH_TOKEN_BUDGET // max_seq_length))
     batch_size = given.get("batch_size")
     accumulation = given.get("gradient_accumulation_steps")
     if batch_size is None and accumulation is None:
@@ -157,10 +187,15 @@ def _batch_shape(given: dict[str, Any], n_examples: int, n_tokens: int, resolved
         accumulation = _int_field(given, "gradient_accumulation_steps", default=1)
         batch_size = min(micro_cap, max(1, math.ceil(sequences_per_step / accumulation)))
     else:
-        batch_size = _int_field(given, "batch_size", default=1)
+        batch_size = _int_field(given, "batch_size", default=1, maximum=MAX_BATCH_SIZE)
         default_accumulation = max(1, math.ceil(sequences_per_step / batch_size))
         accumulation = _int_field(given, "gradient_accumulation_steps", default=default_accumulation)
     return batch_size, accumulation
+
+
+def learning_rate_multiplier(learning_rate: float, method: str, fine_tune_type: str) -> float:
+    """A resolved learning rate as OpenAI states it: a multiple of the method's base rate (6 significant digits)."""
+    return float(f"{learning_rate / BASE_LEARNING_RATE[(method, fine_tune_type)]:.6g}")
 
 
 def _learning_rate(given: dict[str, Any], method: str, fine_tune_type: str) -> float:
@@ -189,10 +224,12 @@ def _scheduler(given: dict[str, Any]) -> str:
     return str(value)
 
 
-def _int_field(given: dict[str, Any], name: str, default: int, minimum: int = 1) -> int:
+def _int_field(given: dict[str, Any], name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     value = given.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum} or 'auto', got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be an integer from {minimum} to {maximum} or 'auto', got {value!r}")
     return value
 
 
@@ -203,15 +240,25 @@ def _float_field(
     low: float,
     high: float | None,
     low_inclusive: bool = True,
+    high_inclusive: bool = False,
 ) -> float:
     value = given.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name}: must be a number or 'auto', got {value!r}")
     too_low = value < low if low_inclusive else value <= low
-    if too_low or (high is not None and value >= high):
-        bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if too_low or too_high:
+        upper = f" and {'<=' if high_inclusive else '<'} {high}" if high is not None else ""
+        bound = f"{'>=' if low_inclusive else '>'} {low}{upper}"
         raise ValueError(f"{name}: must be {bound}, got {value!r}")
     return float(value)
+
+
+def _choice_field(given: dict[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = given.get(name, default)
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
 
 
 def _bool_field(given: dict[str, Any], name: str, default: bool) -> bool:

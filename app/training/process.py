@@ -40,6 +40,16 @@ def install_stop_handlers(request_stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+def rank() -> int:
+    """Global rank under torchrun; 0 for a plain process."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_rank_zero() -> bool:
     """Under torchrun only global rank 0 reports; a plain process is rank 0."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_size() -> int:
+    """Processes training together (torchrun's WORLD_SIZE); 1 for a plain process."""
+    return int(os.environ.get("WORLD_SIZE", "1"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.datasets.codes import TokenizerErrorCode
-from app.training.data import IGNORE_INDEX, iter_preferences, iter_tokenized_chat, load_tokenizer
+from app.training.data import iter_preferences, iter_tokenized_chat, load_tokenizer
 from app.training.errors import ExampleError, MissingChatTemplateError
 
 MAX_LISTED = 1000
@@ -99,5 +99,5 @@ def token_report(
             continue
         report.add_example(chat.line, (len(chat.input_ids),))
         kept = chat.truncated(max_seq_length) if truncate else chat
-        report.trainable_tokens += sum(1 for label in kept.labels if label != IGNORE_INDEX)
+        report.trainable_tokens += kept.trainable_tokens
     return report

@@ -79,7 +79,7 @@ class Seeder:
             await session.commit()
 
     async def file(self, owner: Any, content: bytes | None = None, filename: str = "seeded.jsonl") -> str:
-        content = content if content is not None else jsonl(chat_lines(6))
+        content = content if content is not None else jsonl(chat_lines(10))
         validator = StreamingValidator(ValidationLimits())
         validator.feed(content)
         report = validator.finish()

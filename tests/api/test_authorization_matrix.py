@@ -1,10 +1,13 @@
 """Every user-API endpoint called by every kind of caller, compared with one explicit table.
 
 The cast: the owner of the objects, a member of the owner's organization, a user
-of another organization, a platform admin (role `admin` only) and a caller
-without a key. A member may read, list and download the organization's objects
-(and so train on its files) but not change them; another organization's objects
-answer 404 exactly like missing ones; the admin may do everything.
+of another organization, an operator (role `operator` only), a platform admin (role
+`admin` only) and a caller without a key. A member may read, list and download the
+organization's objects and train on its files, but not change them: that is a 403
+which says why, since the member can see the object; another organization's objects
+answer 404 exactly like missing ones. An operator operates through the admin API and
+is nobody's colleague here: no tenant object, and a create is a 403 naming no id.
+The admin may do everything (policies/README.md).
 """
 
 from __future__ import annotations
@@ -23,44 +26,44 @@ from app.jobs.tables import Job
 from tests.api.conftest import Seeder
 from tests.jobs.datasets import chat_lines, jsonl
 
-ROLES = ("owner", "member", "outsider", "admin", "anonymous")
+ROLES = ("owner", "member", "outsider", "operator", "admin", "anonymous")
 
 # Placeholders: {file} {job} {done_job} {checkpoint} {model} are the owner's shared objects;
 # {new_file} {new_queued_job} {new_paused_job} {new_model} are made afresh for every caller,
 # so one caller's allowed change never decides what the next caller sees.
 # fmt: off
-TABLE: dict[str, tuple[int, int, int, int, int]] = {
-    # request                                                           owner member outsider admin anonymous
+TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
+    # request                                                           owner member outsider operator admin anonymous
     # First: the token count queues behind the indexing that every upload below starts on the CPU worker.
-    "POST /v1/fine_tuning/jobs/estimate":                                 (200, 200, 404, 200, 401),
-    "POST /v1/files":                                                     (200, 200, 200, 200, 401),
-    "GET /v1/files":                                                      (200, 200, 200, 200, 401),
-    "GET /v1/files/{file}":                                               (200, 200, 404, 200, 401),
-    "GET /v1/files/{file}/content":                                       (200, 200, 404, 200, 401),
-    "GET /v1/files/{file}/duplicates":                                    (200, 200, 404, 200, 401),
+    "POST /v1/fine_tuning/jobs/estimate":                                 (200, 200, 404, 404, 200, 401),
+    "POST /v1/files":                                                     (200, 200, 200, 403, 200, 401),
+    "GET /v1/files":                                                      (200, 200, 200, 200, 200, 401),
+    "GET /v1/files/{file}":                                               (200, 200, 404, 404, 200, 401),
+    "GET /v1/files/{file}/content":                                       (200, 200, 404, 404, 200, 401),
+    "GET /v1/files/{file}/duplicates":                                    (200, 200, 404, 404, 200, 401),
     # 409: authorized, and the file is not indexed yet (indexing is tested elsewhere).
-    "GET /v1/files/{file}/search?q=capital":                              (409, 409, 404, 409, 401),
-    "DELETE /v1/files/{new_file}":                                        (200, 404, 404, 200, 401),
-    "POST /v1/fine_tuning/jobs":                                          (200, 200, 404, 200, 401),
-    "GET /v1/fine_tuning/jobs":                                           (200, 200, 200, 200, 401),
-    "GET /v1/fine_tuning/jobs/{job}":                                     (200, 200, 404, 200, 401),
-    "GET /v1/fine_tuning/jobs/{job}/events":                              (200, 200, 404, 200, 401),
-    "GET /v1/fine_tuning/jobs/{done_job}/events?stream=true":             (200, 200, 404, 200, 401),
-    "GET /v1/fine_tuning/jobs/{job}/checkpoints":                         (200, 200, 404, 200, 401),
-    "GET /v1/fine_tuning/jobs/{job}/checkpoints/{checkpoint}/download":   (200, 200, 404, 200, 401),
-    "POST /v1/fine_tuning/jobs/{new_queued_job}/cancel":                  (200, 404, 404, 200, 401),
-    "POST /v1/fine_tuning/jobs/{new_queued_job}/pause":                   (200, 404, 404, 200, 401),
-    "POST /v1/fine_tuning/jobs/{new_paused_job}/resume":                  (200, 404, 404, 200, 401),
-    "GET /v1/models":                                                     (200, 200, 200, 200, 401),
-    "GET /v1/models/{base}":                                              (200, 200, 200, 200, 401),
-    "GET /v1/models/{model}":                                             (200, 200, 404, 200, 401),
-    "GET /v1/models/{model}/files":                                       (200, 200, 404, 200, 401),
-    "GET /v1/models/{model}/download":                                    (200, 200, 404, 200, 401),
-    "GET /v1/models/{model}/file?path=adapter_config.json":               (200, 200, 404, 200, 401),
-    "DELETE /v1/models/{new_model}":                                      (200, 404, 404, 200, 401),
+    "GET /v1/files/{file}/search?q=capital":                              (409, 409, 404, 404, 409, 401),
+    "DELETE /v1/files/{new_file}":                                        (200, 403, 404, 404, 200, 401),
+    "POST /v1/fine_tuning/jobs":                                          (200, 200, 404, 403, 200, 401),
+    "GET /v1/fine_tuning/jobs":                                           (200, 200, 200, 200, 200, 401),
+    "GET /v1/fine_tuning/jobs/{job}":                                     (200, 200, 404, 404, 200, 401),
+    "GET /v1/fine_tuning/jobs/{job}/events":                              (200, 200, 404, 404, 200, 401),
+    "GET /v1/fine_tuning/jobs/{done_job}/events?stream=true":             (200, 200, 404, 404, 200, 401),
+    "GET /v1/fine_tuning/jobs/{job}/checkpoints":                         (200, 200, 404, 404, 200, 401),
+    "GET /v1/fine_tuning/jobs/{job}/checkpoints/{checkpoint}/download":   (200, 200, 404, 404, 200, 401),
+    "POST /v1/fine_tuning/jobs/{new_queued_job}/cancel":                  (200, 403, 404, 404, 200, 401),
+    "POST /v1/fine_tuning/jobs/{new_queued_job}/pause":                   (200, 403, 404, 404, 200, 401),
+    "POST /v1/fine_tuning/jobs/{new_paused_job}/resume":                  (200, 403, 404, 404, 200, 401),
+    "GET /v1/models":                                                     (200, 200, 200, 200, 200, 401),
+    "GET /v1/models/{base}":                                              (200, 200, 200, 200, 200, 401),
+    "GET /v1/models/{model}":                                             (200, 200, 404, 404, 200, 401),
+    "GET /v1/models/{model}/files":                                       (200, 200, 404, 404, 200, 401),
+    "GET /v1/models/{model}/download":                                    (200, 200, 404, 404, 200, 401),
+    "GET /v1/models/{model}/file?path=adapter_config.json":               (200, 200, 404, 404, 200, 401),
+    "DELETE /v1/models/{new_model}":                                      (200, 403, 404, 404, 200, 401),
     # Asked of the owner's fine-tuned model. This harness's API has no engine: those allowed hear 404
-    # model_not_served, the outsider 404 model_not_found (tests/inference has the engine and the answers).
-    "POST /v1/chat/completions":                                          (404, 404, 404, 404, 401),
+    # model_not_served, the outsider and the operator 404 model_not_found (tests/inference has the engine).
+    "POST /v1/chat/completions":                                          (404, 404, 404, 404, 404, 401),
 }
 # fmt: on
 
@@ -112,6 +115,7 @@ async def world(make_user, seed: Seeder, tiny_model: str) -> World:  # type: ign
         "owner": await make_user("owner@acme.example.com", "acme"),
         "member": await make_user("member@acme.example.com", "acme"),
         "outsider": await make_user("outsider@globex.example.com", "globex"),
+        "operator": await make_user("olga@ops.example.com", "ops", ["operator"]),
         "admin": await make_user("admin@ops.example.com", "ops", ["admin"]),
     }
     owner, outsider = people["owner"], people["outsider"]
@@ -138,8 +142,9 @@ LISTS = {"GET /v1/files": "file", "GET /v1/fine_tuning/jobs": "job", "GET /v1/mo
 FRESH = ("new_file", "new_queued_job", "new_paused_job", "new_model")
 
 
-def _outsider_header(world: World) -> str:
-    return str(world.people["outsider"].headers["Authorization"])
+def _strangers_headers(world: World) -> set[str]:
+    """The callers who may not read the owner's model: the outsider, and the operator (no tenant objects)."""
+    return {str(world.people[role].headers["Authorization"]) for role in ("outsider", "operator")}
 
 
 def _headers(world: World, role: str) -> dict[str, str]:
@@ -155,9 +160,9 @@ def _send(http: httpx.Client, request: str, targets: dict[str, str], world: Worl
         return http.post(path, json={"model": world.base, "training_file": world.shared["file"]})
     if request == "POST /v1/chat/completions":
         response = http.post(path, json={"model": targets["model"], "messages": [{"role": "user", "content": "hi"}]})
-        if response.status_code == 404:  # allowed or not shows in the code: the outsider's is a plain not-found
-            outsider = http.headers.get("authorization") == _outsider_header(world)
-            expected = "model_not_found" if outsider else "model_not_served"
+        if response.status_code == 404:  # allowed or not shows in the code: a stranger's is a plain not-found
+            stranger = http.headers.get("authorization") in _strangers_headers(world)
+            expected = "model_not_found" if stranger else "model_not_served"
             assert response.json()["error"]["code"] == expected, response.text
         return response
     return http.request(method, path)
@@ -213,6 +218,9 @@ def _check_listings(world: World, listings: dict[tuple[str, str], list[str]]) ->
         mine, theirs = world.shared[kind], world.outsiders[kind]
         if role == "admin":
             assert {mine, theirs} <= set(ids), (name, role)
+            continue
+        if role == "operator":
+            assert ids == [], f"{name} shows tenant objects to an operator: {ids}"
             continue
         organization = world.people[role].organization_id
         foreign = [object_id for object_id in ids if world.organization_of[object_id] != organization]

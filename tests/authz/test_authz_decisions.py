@@ -22,12 +22,13 @@ from tests.authz.conftest import PEOPLE
 
 ALICE_OBJECT = {"owner_id": "user-alice", "organization_id": "org-a"}
 
-# kind -> (every action, what the owner may do, what a colleague or an operator may do)
+# kind -> (every action, what the owner may do, what a colleague may do). Operators: nothing (they operate
+# through the admin API, policies/README.md).
 TENANT_KINDS: dict[Kind, tuple[set[str], set[str], set[str]]] = {
     Kind.FILE: (
-        {"create", "read", "download", "update", "delete"},
-        {"create", "read", "download", "update", "delete"},
-        {"read", "download"},
+        {"create", "read", "download", "use", "update", "delete"},
+        {"create", "read", "download", "use", "update", "delete"},
+        {"read", "download", "use"},  # as on OpenAI, a colleague may train on the organization's files
     ),
     Kind.FINE_TUNING_JOB: (
         {"create", "read", "update", "cancel", "pause", "resume", "delete"},
@@ -46,7 +47,7 @@ ADMIN_KINDS: dict[Kind, set[str]] = {
     Kind.USER: {"read", "list", "create", "update", "disable", "delete"},
     Kind.API_KEY: {"read", "list", "create", "revoke", "delete"},
     Kind.QUOTA: {"read", "list", "create", "update", "delete"},
-    Kind.ADMIN_JOB: {"read", "list", "cancel", "pause", "resume", "retry", "update", "delete"},
+    Kind.ADMIN_JOB: {"read", "list", "cancel", "pause", "resume", "retry", "prioritize", "update", "delete"},
     Kind.FLEET: {"read", "list", "drain", "undrain", "update"},
     Kind.AUDIT_LOG: {"read", "list", "export"},
     Kind.REGISTRY_MODEL: {"read", "list", "create", "update", "transition", "delete"},
@@ -56,11 +57,12 @@ ADMIN_KINDS: dict[Kind, set[str]] = {
 
 def tenant_rights(kind: Kind, person: str) -> set[str]:
     every, owner, reader = TENANT_KINDS[kind]
-    return {"alice": owner, "bob": reader, "carol": set(), "olga": reader, "adam": every}[person]
+    return {"alice": owner, "bob": reader, "carol": set(), "olga": set(), "adam": every}[person]
 
 
 def admin_rights(kind: Kind, person: str) -> set[str]:
-    return {"olga": {"read", "list"}, "adam": ADMIN_KINDS[kind]}.get(person, set())
+    operator = {"read", "list"} | ({"cancel", "retry", "prioritize"} if kind == Kind.ADMIN_JOB else set())
+    return {"olga": operator, "adam": ADMIN_KINDS[kind]}.get(person, set())
 
 
 @pytest.mark.parametrize("person", sorted(PEOPLE))
@@ -124,9 +126,29 @@ async def test_require_hides_forbidden_objects_as_missing(authorizer: Authorizer
         await authorizer.require(PEOPLE["carol"], Kind.FILE, "file-1", None, "read")
     with pytest.raises(NotFound) as missing_row:
         await authorizer.require_row(PEOPLE["carol"], Kind.FILE, "file-1", None, "read")
+    with pytest.raises(NotFound) as not_readable:  # an action other than read, on what the caller cannot see
+        await authorizer.require(PEOPLE["carol"], Kind.FILE, "file-1", ALICE_OBJECT, "delete")
     assert forbidden.value.status_code == missing.value.status_code == missing_row.value.status_code == 404
-    assert forbidden.value.body() == missing.value.body() == missing_row.value.body()
+    assert forbidden.value.body() == missing.value.body() == missing_row.value.body() == not_readable.value.body()
     assert forbidden.value.body() == hidden(Kind.FILE, "file-1").body()
+
+
+async def test_require_names_the_refused_action_on_what_the_caller_can_see(authorizer: Authorizer) -> None:
+    """A colleague reads alice's job: cancelling it is a 403 that says why, not a 404 contradicting the read."""
+    with pytest.raises(Forbidden) as refused:
+        await authorizer.require(PEOPLE["bob"], Kind.FINE_TUNING_JOB, "ftjob-1", ALICE_OBJECT, "cancel")
+    assert refused.value.status_code == 403 and refused.value.type == "permission_error"
+    assert refused.value.param == "fine_tuning_job_id"
+    assert "may not cancel" in refused.value.message and "owner" in refused.value.message
+
+
+async def test_a_refused_create_names_no_id(authorizer: Authorizer) -> None:
+    await authorizer.require_create(PEOPLE["alice"], Kind.FINE_TUNING_JOB, ALICE_OBJECT)
+    with pytest.raises(Forbidden) as refused:
+        await authorizer.require_create(PEOPLE["olga"], Kind.FINE_TUNING_JOB, {"owner_id": "user-olga",
+                                                                             "organization_id": "org-ops"})  # fmt: skip
+    assert refused.value.status_code == 403 and "ftjob" not in refused.value.message
+    assert refused.value.param is None
 
 
 async def test_require_row_uses_the_deciding_object(authorizer: Authorizer) -> None:
@@ -141,8 +163,10 @@ async def test_require_row_uses_the_deciding_object(authorizer: Authorizer) -> N
         PEOPLE["bob"], Kind.CHECKPOINT, "ftckpt_1", checkpoint, "download", attrs_from=job
     )
     assert returned is checkpoint
-    with pytest.raises(NotFound):
+    with pytest.raises(Forbidden):  # bob reads alice's checkpoint, so deleting it is refused, not hidden
         await authorizer.require_row(PEOPLE["bob"], Kind.CHECKPOINT, "ftckpt_1", checkpoint, "delete", attrs_from=job)
+    with pytest.raises(NotFound):
+        await authorizer.require_row(PEOPLE["carol"], Kind.CHECKPOINT, "ftckpt_1", checkpoint, "read", attrs_from=job)
 
 
 async def test_model_not_found_speaks_like_openai(authorizer: Authorizer) -> None:

@@ -1,13 +1,17 @@
-"""`list_filter` on real SQL: the database returns exactly the rows a check would allow."""
+"""`list_filter` on the harness's PostgreSQL and the real tables: the database returns exactly the rows a check allows.
+
+The plan's SQL runs where it runs in production (PostgreSQL, the `files` and `base_models`
+tables with their real types), not on a stand-in dialect.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import (
-    Boolean,
     Column,
     ColumnElement,
     Connection,
@@ -15,9 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    insert,
     select,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.pool import NullPool
 
 from app.authz import (
     AuthorizationUnavailable,
@@ -27,25 +33,14 @@ from app.authz import (
     UntranslatablePlanError,
     resource_attributes,
 )
+from app.catalog.tables import CatalogEntry
 from app.devstack.processes import free_port
 from app.files.tables import File
+from app.users.tables import Organization, User
 from tests.authz.conftest import PEOPLE
 
-METADATA = MetaData()
-# SQLite copies of the columns the policies read; the real tables use Postgres-only types.
-FILES = Table(
-    "files",
-    METADATA,
-    Column("id", String, primary_key=True),
-    Column("owner_id", String, nullable=False),
-    Column("organization_id", String, nullable=False),
-)
-BASE_MODELS = Table(
-    "base_models",
-    METADATA,
-    Column("id", String, primary_key=True),
-    Column("allowed", Boolean, nullable=False),
-)
+FILES = File.__table__
+BASE_MODELS = CatalogEntry.__table__
 FILE_ROWS = [
     {"id": "file-alice-1", "owner_id": "user-alice", "organization_id": "org-a"},
     {"id": "file-alice-2", "owner_id": "user-alice", "organization_id": "org-a"},
@@ -57,16 +52,29 @@ ORG_A_FILES = {"file-alice-1", "file-alice-2", "file-bob"}
 DAVE = Principal(id="user-dave", roles=("user",), organization_id="org-c")  # owns nothing, shares nothing
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[Connection]:
-    engine = create_engine("sqlite://")
-    METADATA.create_all(engine)
+def _file(row: dict[str, str]) -> dict[str, object]:
+    return {**row, "filename": "t.jsonl", "purpose": "fine-tune", "bytes": 1, "sha256": "0" * 64,
+            "storage_name": f"{row['id']}.jsonl", "status": "processed", "statistics": {},
+            "index_status": "skipped"}  # fmt: skip
+
+
+@pytest.fixture
+def db(stack: object) -> Iterator[Connection]:
+    """The harness's PostgreSQL (emptied before each test), with the files and models of the cast."""
+    engine = create_engine(os.environ["DATABASE_URL"].replace("+asyncpg", "+psycopg2"), poolclass=NullPool)
+    people = {person.id: person for person in [*PEOPLE.values(), DAVE]}
     with engine.begin() as connection:
-        connection.execute(FILES.insert(), FILE_ROWS)
-        connection.execute(
-            BASE_MODELS.insert(),
-            [{"id": "tiny-llama", "allowed": True}, {"id": "huge-llama", "allowed": False}],
-        )
+        organizations = sorted({person.organization_id for person in people.values()})
+        connection.execute(insert(Organization.__table__), [{"id": org, "name": org} for org in organizations])
+        connection.execute(insert(User.__table__), [
+            {"id": person.id, "organization_id": person.organization_id, "email": f"{person.id}@example.com",
+             "roles": list(person.roles)} for person in people.values()
+        ])  # fmt: skip
+        connection.execute(insert(FILES), [_file(row) for row in FILE_ROWS])
+        connection.execute(insert(BASE_MODELS), [
+            {"id": "tiny-llama", "source": "/models/tiny", "allowed": True},
+            {"id": "huge-llama", "source": "/models/huge", "allowed": False},
+        ])  # fmt: skip
     with engine.connect() as connection:
         yield connection
     engine.dispose()
@@ -75,6 +83,7 @@ def db() -> Iterator[Connection]:
 async def visible(db: Connection, authorizer: Authorizer, principal: Principal, kind: Kind, action: str) -> set[str]:
     table = BASE_MODELS if kind == Kind.BASE_MODEL else FILES
     condition = await authorizer.list_filter(principal, kind, action, table)
+    assert db.dialect.name == "postgresql"
     return set(db.scalars(select(table.c.id).where(condition).order_by(table.c.id)))
 
 
@@ -84,7 +93,7 @@ async def visible(db: Connection, authorizer: Authorizer, principal: Principal, 
         ("alice", ORG_A_FILES),  # her own, and her colleague's
         ("bob", ORG_A_FILES),
         ("carol", {"file-carol"}),
-        ("olga", ALL_FILES),
+        ("olga", set()),  # operators read no tenant's files
         ("adam", ALL_FILES),
     ],
 )
@@ -98,7 +107,7 @@ async def test_readable_files(db: Connection, authorizer: Authorizer, person: st
         ("alice", {"file-alice-1", "file-alice-2"}),  # only the owner deletes
         ("bob", {"file-bob"}),
         ("carol", {"file-carol"}),
-        ("olga", set()),  # read-only
+        ("olga", set()),
         ("adam", ALL_FILES),
     ],
 )
@@ -112,7 +121,7 @@ async def test_stranger_sees_nothing(db: Connection, authorizer: Authorizer) -> 
     assert await visible(db, authorizer, no_roles, Kind.FILE, "read") == set()
 
 
-@pytest.mark.parametrize("action", ["read", "download", "update", "delete"])
+@pytest.mark.parametrize("action", ["read", "download", "use", "update", "delete"])
 @pytest.mark.parametrize("principal", [*PEOPLE.values(), DAVE], ids=[*PEOPLE, "dave"])
 async def test_list_agrees_with_check(
     db: Connection, authorizer: Authorizer, principal: Principal, action: str

@@ -31,9 +31,11 @@ def test_policy_suites_catch_a_leak(cerbos_path: Path, tmp_path: Path) -> None:
     shutil.copytree(POLICIES_DIR, copy)
     file_policy = copy / "resources" / "file.yaml"
     text = file_policy.read_text()
-    colleague_rule = '- actions: ["read", "download"]\n      effect: EFFECT_ALLOW\n      derivedRoles: ["org_member"]'
+    colleague_rule = (
+        '- actions: ["read", "download", "use"]\n      effect: EFFECT_ALLOW\n      derivedRoles: ["org_member"]'
+    )
     assert colleague_rule in text
-    leaky = text.replace(colleague_rule, colleague_rule.replace('"download"]', '"download", "delete"]'))
+    leaky = text.replace(colleague_rule, colleague_rule.replace('"use"]', '"use", "delete"]'))
     file_policy.write_text(leaky)
 
     result = compile_policies(cerbos_path, copy)

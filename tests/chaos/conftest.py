@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from openai import OpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.chaos.faults import WorkerSupervisor
+from tests.faultproxy import FaultProxy
 from tests.jobs.datasets import chat_lines, jsonl
 
 # An MLP this wide needs 2 TiB per layer: no host can hold it, and the allocation is refused at once
@@ -31,22 +33,55 @@ def client(user_api: str, chaos_user: Any) -> OpenAI:
 
 
 @pytest.fixture(scope="session")
-def worker_supervisor(gpu_worker_process: Any, cpu_worker: Any) -> Iterator[WorkerSupervisor]:
-    supervisor = WorkerSupervisor({"gpu": gpu_worker_process, "cpu": cpu_worker})
+def worker_supervisor(gpu_worker_process: Any, cpu_worker_process: Any) -> Iterator[WorkerSupervisor]:
+    supervisor = WorkerSupervisor({"gpu": gpu_worker_process, "cpu": cpu_worker_process})
     supervisor.start()
     yield supervisor
     supervisor.stop()
 
 
-def server_of(stack: Any, kind: str) -> Any:
-    """The embedded server of that class; skip when a real one is configured (it is not ours to restart)."""
-    for server in stack.servers:
-        if type(server).__name__ == kind:
-            return server
-    pytest.skip(f"{kind} is not embedded in this run (its URL is configured)")
+class Outage:
+    """How a test takes a server away: stop (clean shutdown), kill (crash), lose_data (crash, and its data gone).
+
+    An embedded server is stopped or killed for real; a configured one (not ours to restart) is cut off
+    by the proxy the platform reaches it through, which closes every connection with a FIN or a reset.
+    """
+
+    def __init__(self, server: Any = None, proxy: FaultProxy | None = None) -> None:
+        self.server, self.proxy = server, proxy
+        self.target = proxy if proxy is not None else server
+
+    def stop(self) -> None:
+        self.target.stop()
+
+    def kill(self) -> None:
+        self.target.kill()
+
+    def start(self) -> None:
+        self.target.start()
+
+    def lose_data(self) -> None:
+        self.kill()
+        if self.proxy is None:
+            shutil.rmtree(self.server.data_dir)
+            return
+        # A configured broker: its data is what the harness treats as disposable already (it deletes
+        # the queues before every test).
+        assert self.proxy.upstream_url and self.proxy.upstream_url.startswith("redis"), "only the broker loses data"
+        client = redis.Redis.from_url(self.proxy.upstream_url)
+        client.flushdb()
+        client.close()
 
 
-def start_short_job(client: OpenAI, model: str, examples: int = 8) -> str:
+def outage_of(stack: Any, kind: str) -> Outage:
+    """The embedded server of that class, or the proxy in front of the configured one (not ours to restart)."""
+    setting = {"EmbeddedValkey": "REDIS_URL", "EmbeddedPostgres": "DATABASE_URL"}[kind]
+    if setting in stack.proxies:
+        return Outage(proxy=stack.proxies[setting])
+    return Outage(server=next(server for server in stack.servers if type(server).__name__ == kind))
+
+
+def start_short_job(client: OpenAI, model: str, examples: int = 10) -> str:
     """One epoch, batch 1: a job that finishes in seconds once it runs."""
     training = client.files.create(file=("short.jsonl", jsonl(chat_lines(examples))), purpose="fine-tune")
     hyperparameters = {"n_epochs": 1, "batch_size": 1, "packing": False, "lora_r": 4, "gradient_accumulation_steps": 1}

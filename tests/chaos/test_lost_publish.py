@@ -46,7 +46,7 @@ async def _create_without_publishing(settings, user, body: JobCreate) -> str:  #
 async def test_job_committed_but_never_published_is_delivered_by_the_reconciler(  # type: ignore[no-untyped-def]
     client, chaos_user, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings
 ) -> None:
-    training = client.files.create(file=("lost.jsonl", jsonl(chat_lines(8))), purpose="fine-tune")
+    training = client.files.create(file=("lost.jsonl", jsonl(chat_lines(10))), purpose="fine-tune")
     hyperparameters = {"n_epochs": 1, "batch_size": 1, "packing": False, "lora_r": 4}
     body = JobCreate.model_validate({"model": tiny_model, "training_file": training.id, "method": {
         "type": "supervised", "supervised": {"hyperparameters": hyperparameters}}})  # fmt: skip

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 from app.cli import config
-from app.cli.errors import ExitCode
+from app.cli.main import app
 from app.cli.multipart import CHUNK_BYTES, MultipartUpload
 from app.cli.sse import SseMessage, backoff_seconds, parse_sse
 from app.cli.watch import WatchState, exit_code_for, render, sparkline
@@ -91,7 +92,16 @@ def test_watch_state_tracks_losses_and_renders() -> None:
 
 def test_exit_codes_follow_the_final_status() -> None:
     assert [exit_code_for(s) for s in ("succeeded", "failed", "cancelled", "paused")] == [0, 1, 2, 3]
-    assert ExitCode.ERROR == 4
+
+
+def test_an_error_the_user_can_fix_exits_with_the_error_code_and_a_message(tmp_path: Path) -> None:
+    """What a command does with a CliError: its message and hint, no traceback, exit code 4 (not 1: a job's)."""
+    environment = {"FINETUNE_BASE_URL": "http://127.0.0.1:9", "FINETUNE_API_KEY": None,
+                   "FINETUNE_CONFIG": str(tmp_path / "absent.toml"), "COLUMNS": "200"}  # fmt: skip
+    result = CliRunner(env=environment).invoke(app, ["files", "list"], prog_name="finetune")
+    assert result.exit_code == 4, result.output  # ExitCode.ERROR, as docs/cli.md lists it
+    assert "No API key for http://127.0.0.1:9" in result.output and "finetune login" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_config_precedence_and_private_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,3 +127,21 @@ def test_resume_cursor_rewinds_past_out_of_order_neighbours() -> None:
     stream._arrived = [f"e{n:02d}" for n in range(41)] + ["e42"]
     assert stream.resume_cursor() == stream._arrived[-REWIND_EVENTS] == "e10"
     assert stream.resume_cursor() < "e41"
+
+
+@pytest.mark.parametrize("width", [120, 80, 60, 40])
+def test_table_ids_never_wrap_at_any_width(width: int) -> None:
+    """`finetune models list` at 80 columns cut `ft:…` ids in two; an id must stay copyable whole."""
+    from app.cli.render import print_table, table
+
+    ids = ["ft:tiny-llama-demo:org-3f9a2c7e1b:demo:9c1d4e7a:ckpt-step-120", "tiny-llama-demo"]
+    rows = [[model, "org-3f9a2c7e1b", "tiny-llama-demo", "adapter, merged", "yes", "2026-12-02 04:40:00"]
+            for model in ids]  # fmt: skip
+    out = Console(file=StringIO(), width=width, color_system=None)
+    columns = ["ID", "OWNED BY", "BASE", "WEIGHTS", "SERVED", "CREATED"]
+    print_table(out, table(columns, rows, ids=("ID", "OWNED BY", "BASE")))  # as `finetune models list` prints
+    printed = out.file.getvalue()  # type: ignore[attr-defined]
+    lines = printed.splitlines()
+    for value in [*ids, "org-3f9a2c7e1b"]:
+        assert any(value in line for line in lines), f"{value} cut at width {width}:\n{printed}"
+    assert "2026-12-02" in printed.replace("\n", "").replace(" ", "").replace("│", "")  # the others fold, kept

@@ -15,7 +15,7 @@ async def test_pause_resume_cancel_from_the_job_page(  # type: ignore[no-untyped
     user = await make_user("controls@acme.example.com")
     with httpx.Client(base_url=user_api, headers=user.headers, timeout=60) as api:
         training = api.post("/v1/files", data={"purpose": "fine-tune"},
-                            files={"file": ("train.jsonl", jsonl(chat_lines(8)))}).json()  # fmt: skip
+                            files={"file": ("train.jsonl", jsonl(chat_lines(10)))}).json()  # fmt: skip
         job = api.post("/v1/fine_tuning/jobs", json={"model": tiny_model, "training_file": training["id"]}).json()
     page = console.page
     await console.sign_in(user.key)

@@ -70,6 +70,8 @@ async def test_a_job_from_upload_to_model_through_the_console(  # type: ignore[n
     served_console: Console, serving, cpu_worker, gpu_worker, tiny_model, make_user, tmp_path
 ) -> None:
     console = served_console  # the user API that serves the tiny model on vLLM, for the playground at the end
+    # The engine loads first: while it compiles on these 2 cores, the CPU worker's estimate RPC waited past 120 s.
+    await asyncio.to_thread(serving.wait_engine)
     user = await make_user("console-flow@acme.example.com")
     api = httpx.Client(base_url=serving.user_api, headers=user.headers, timeout=120)
     page = console.page
@@ -168,7 +170,6 @@ async def test_a_job_from_upload_to_model_through_the_console(  # type: ignore[n
     # from vLLM: the same answer the API gives for the same greedy request.
     await page.get_by_role("link", name="Playground").click()
     await expect(page.get_by_label("Model", exact=True)).to_have_value(model)
-    await asyncio.to_thread(serving.wait_engine)
     question = TRAINING[0]["messages"][1]["content"]  # a training question, asked as it was trained
     await page.get_by_label("System prompt").fill("You answer briefly.")
     await page.get_by_label("Temperature").fill("0")

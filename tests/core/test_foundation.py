@@ -3,27 +3,48 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from app.devstack.processes import free_port
 
 
-def _alembic(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", *args], capture_output=True, text=True, env=os.environ.copy()
-    )
+def _alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "alembic", *args], capture_output=True, text=True, env=env)
 
 
-def test_migrations_down_and_up_without_drift(stack: object) -> None:
-    for step in (("downgrade", "base"), ("upgrade", "head"), ("check",)):
-        result = _alembic(*step)
+@pytest.fixture
+def empty_database(stack: object) -> Iterator[str]:
+    """A database of its own on the harness's server: no worker, API or reconciler writes to it meanwhile."""
+    url = make_url(os.environ["DATABASE_URL"])
+    name = f"migrations_{secrets.token_hex(4)}"
+    server = create_engine(url.set(drivername="postgresql+psycopg2"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+def test_migrations_up_down_and_up_without_drift(empty_database: str) -> None:
+    for step in (("upgrade", "head"), ("downgrade", "base"), ("upgrade", "head")):
+        result = _alembic(empty_database, *step)
         assert result.returncode == 0, result.stderr
-    assert "No new upgrade operations detected" in _alembic("check").stdout + _alembic("check").stderr
+    checked = _alembic(empty_database, "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "No new upgrade operations detected" in checked.stdout + checked.stderr
 
 
 async def test_clean_database_between_tests(sessionmaker) -> None:  # type: ignore[no-untyped-def]

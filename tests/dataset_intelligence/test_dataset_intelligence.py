@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
@@ -101,10 +100,14 @@ def test_search_answers_while_another_file_is_indexing(two_tenants) -> None:  # 
 
 
 @pytest.mark.slow
-async def test_overlap_warning_before_training(user_api, cpu_worker, make_user, tiny_model, no_gpu_worker) -> None:  # type: ignore[no-untyped-def]
+async def test_overlap_warning_before_training(
+    user_api, cpu_worker, make_user, tiny_model, no_gpu_worker, settings
+) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("overlap@example.com")
     client = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
-    training_lines = [conversation(q, a) for q, a in TOPICS]
+    # Two more unrelated lines after the topics: a job needs 10 training examples (MIN_TRAINING_EXAMPLES).
+    extra = [("Which planet is largest?", "Jupiter is."), ("How far is the Moon?", "About 384,000 km.")]
+    training_lines = [conversation(q, a) for q, a in [*TOPICS, *extra]]
     validation_lines = [training_lines[0], training_lines[3], conversation("Name a prime number.", "Seven is prime.")]
     training = client.files.create(file=("t.jsonl", jsonl(training_lines)), purpose="fine-tune")
     validation = client.files.create(file=("v.jsonl", jsonl(validation_lines)), purpose="fine-tune")
@@ -119,4 +122,6 @@ async def test_overlap_warning_before_training(user_api, cpu_worker, make_user, 
     assert {(pair["validation_line"], pair["training_line"]) for pair in overlap["pairs"]} == {(1, 1), (2, 4)}
     warnings = [event for event in client.fine_tuning.jobs.list_events(job.id, limit=50) if event.level == "warn"]
     assert any("near-duplicates of training examples" in event.message for event in warnings)
-    assert json.dumps(overlap)  # serialisable as stored
+    # The two validation lines are verbatim copies: their similarity is 1, judged at the configured threshold.
+    assert overlap["threshold"] == settings.near_duplicate_threshold
+    assert all(pair["score"] >= 0.999 for pair in overlap["pairs"]), overlap["pairs"]

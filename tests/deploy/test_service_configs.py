@@ -38,9 +38,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until `check()` holds; a `process` that exits meanwhile fails at once (a wait for nothing otherwise)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what} exited with code {process.returncode}")
         try:
             if check():
                 return
@@ -168,7 +173,11 @@ def test_postgres_init_script_gives_mlflow_its_own_database(embedded_postgres: P
 
 @pytest.fixture(scope="module")
 def mlflow_from_compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mlflow server` with the compose command line (SQLite in place of PostgreSQL)."""
+    """`mlflow server` with the compose command line (SQLite in place of PostgreSQL, one worker).
+
+    One worker instead of compose's two: what is checked is the host rule, which every worker applies,
+    and each extra worker is another MLflow import that can take minutes on a loaded machine.
+    """
     folder = tmp_path_factory.mktemp("mlflow")
     command = [str(word) for word in compose_service("mlflow")["command"]]  # type: ignore[attr-defined]
     port = free_port()
@@ -176,15 +185,19 @@ def mlflow_from_compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     for word in command[1:]:
         word = re.sub(r"^\$\{MLFLOW_ALLOWED_HOSTS:-(.*)\}$", r"\1", word)
         arguments.append({"/mlflow/artifacts": str(folder / "artifacts"), "5000": str(port)}.get(word, word))
+    arguments[arguments.index("--workers") + 1] = "1"
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}"}
     mlflow = Path(sys.executable).parent / "mlflow"
-    process = subprocess.Popen([str(mlflow), *arguments], env=env, cwd=folder, stdout=subprocess.DEVNULL)
+    log = (folder / "mlflow.log").open("wb")
+    process = subprocess.Popen([str(mlflow), *arguments], env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+
     try:
-        wait_until(lambda: httpx.get(f"{base}/health").status_code == 200, 120, "mlflow server")
+        wait_until(lambda: httpx.get(f"{base}/health").status_code == 200, 300, "mlflow server", process)
         yield base
     finally:
         stop(process)
+        log.close()
 
 
 @pytest.mark.parametrize(("host", "allowed"), [("mlflow:5000", True), ("localhost:5000", True), ("evil.test", False)])

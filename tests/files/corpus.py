@@ -134,8 +134,14 @@ def _file_level_corpus() -> list[BadFile]:
         BadFile(
             "binary_nul_bytes",
             b"\x00\x01\x02\x03" + noise,
-            [(0, "binary_file")],
-            "random bytes starting with NULs",
+            [(1, "binary_file")],
+            "random bytes starting with NULs (the first NUL is on line 1)",
+        ),
+        BadFile(
+            "nul_byte_on_line_3",
+            jsonl(good_chat(), good_chat(), b'{"messages": [{"role": "user", "content": "a\x00b"}]}\n', good_chat()),
+            [(3, "binary_file")],
+            "a text file with one NUL byte: reported on the line it is on, not as line 0",
         ),
         BadFile(
             "gzip_archive",

@@ -44,7 +44,7 @@ def answer(client: OpenAI, model: str, question: str, **options: object) -> Chat
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # 7 min here with other suites running; two trainings and the engine's start
 async def test_fine_tuned_models_answer_their_facts_through_the_sdk(  # type: ignore[no-untyped-def]
-    serving, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker
+    serving, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker, settings
 ) -> None:
     alice = await make_user("alice@acme.example", "acme")
     carol = await make_user("carol@rival.example", "rival")
@@ -91,6 +91,8 @@ async def test_fine_tuned_models_answer_their_facts_through_the_sdk(  # type: ig
     with pytest.raises(openai.NotFoundError) as deleted:
         answer(client, blue, QUESTIONS[0])
     assert "was deleted" in deleted.value.message
+    # Last: the in-process example below holds adapters of its own on the engine.
+    await assert_serving_docs_examples_run(serving, alice, red_job, sessionmaker, settings)
 
 
 def assert_streamed_equals_plain(client: OpenAI, user_api: str, key: str, model: str) -> None:
@@ -205,3 +207,30 @@ def assert_rate_limit(serving, headers: dict[str, str], user, model: str) -> Non
             answer(client, model, QUESTIONS[0], max_tokens=2)
     assert int(limited.value.response.headers["retry-after"]) >= 1
     assert limited.value.response.headers["x-should-retry"] == "true"  # the SDK waits and retries
+
+
+async def assert_serving_docs_examples_run(serving, user, job, sessionmaker, settings) -> None:  # type: ignore[no-untyped-def]
+    """docs/serving.md's two examples, as written (tests/docs/examples.py): the SDK's, then the gateway's."""
+    from app.authz.principal import Principal
+    from app.authz.service import Authorizer
+    from tests.docs.examples import run_example
+
+    placeholders = {"http://127.0.0.1:8080/v1": f"{serving.user_api}/v1", '"sk-ft-..."': f'"{user.key}"',
+                    '"ftjob-..."': f'"{job.id}"'}  # fmt: skip
+    sdk = await run_example("docs/serving.md#1", placeholders)
+    assert sdk["answer"].model == job.fine_tuned_model and sdk["answer"].choices[0].message.content
+    served = settings.model_copy(update={"inference_engines": {"tiny-llama": serving.engine_url}})
+    async with sessionmaker() as session:
+        given = {"settings": served, "session": session, "authorizer": Authorizer(served.cerbos_url),
+                 "principal": Principal(id=user.id, roles=user.roles, organization_id=user.organization_id),
+                 "prompts": [messages(question) for question in QUESTIONS[:3]]}  # fmt: skip
+        names = await run_example("docs/serving.md#2", {'"ft:..."': f'"{job.fine_tuned_model}"'}, given)
+    try:
+        assert [answer["choices"][0]["message"]["content"] for answer in names["answers"]] == ANSWERS["red"][:3]
+        assert names["completion"]["choices"][0]["message"]["content"] == ANSWERS["red"][0]
+        chunks = [chunk async for batch in names["stream"] for chunk in batch]
+        assert (
+            "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == ANSWERS["red"][0]
+        )
+    finally:
+        await names["gateway"].close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -11,7 +12,10 @@ import psutil
 from openai import OpenAI
 from sqlalchemy import select
 
-from app.jobs.tables import Checkpoint, JobEvent
+from app.catalog.tables import CatalogEntry
+from app.core import ids
+from app.files.tables import File
+from app.jobs.tables import Checkpoint, Job, JobEvent
 from tests.jobs.datasets import chat_lines, jsonl
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -99,3 +103,39 @@ def kill_trainer(worker_pid: int) -> int:
     assert trainers, "no training process is running under the worker"
     os.kill(trainers[0].pid, signal.SIGKILL)
     return trainers[0].pid
+
+
+def assert_resumed_from_a_checkpoint(steps: dict[int, list[int]], checkpoint_steps: list[int], interval: int) -> None:
+    """Each later attempt starts right after a checkpoint of the one before, and every step is trained.
+
+    What is trained twice is the design's allowance and no more: the steps the earlier attempt ran
+    past its last checkpoint, at most CHECKPOINT_EVERY_STEPS (`interval`).
+    """
+    attempts = sorted(steps)
+    assert len(attempts) >= 2, steps
+    for earlier, later in itertools.pairwise(attempts):
+        resumed_at = min(steps[later]) - 1
+        assert resumed_at in checkpoint_steps, (resumed_at, checkpoint_steps)
+        redone = max(steps[earlier]) - resumed_at
+        assert 0 <= redone <= interval, (redone, steps)
+    final = sorted(set(step for attempt in attempts for step in steps[attempt]))
+    assert final == list(range(1, max(final) + 1)), "every step trained at least once"
+
+
+async def seeded_job(sessionmaker: Any, user: Any, status: str = "running", attempt: int = 2) -> Job:
+    """A job row written straight to the database (model `journal-llama`, a one-line file), for worker-side tests."""
+    async with sessionmaker() as session:
+        if await session.get(CatalogEntry, "journal-llama") is None:
+            session.add(CatalogEntry(id="journal-llama", source="/models/journal-llama", max_seq_length=256,
+                                     allowed=True, download_status="ready"))  # fmt: skip
+        file = File(id=ids.file_id(), owner_id=user.id, organization_id=user.organization_id, filename="t.jsonl",
+                    purpose="fine-tune", bytes=10, sha256="0" * 64, storage_name=f"{ids.file_id()}.jsonl",
+                    status="processed")  # fmt: skip
+        session.add(file)
+        await session.flush()
+        job = Job(id=ids.job_id(), owner_id=user.id, organization_id=user.organization_id, model="journal-llama",
+                  training_file=file.id, method="supervised", hyperparameters={}, seed=1, status=status,
+                  attempt=attempt)  # fmt: skip
+        session.add(job)
+        await session.commit()
+    return job

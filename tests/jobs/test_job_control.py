@@ -1,18 +1,27 @@
-"""Cancel, pause/resume, crashes and duplicate deliveries of a running job (real worker processes)."""
+"""Cancel, pause/resume, duplicate deliveries and a lost claim of a running job (real worker processes).
+
+The kills of the trainer and of the worker are tests/chaos/test_process_kills.py (one of each
+kind in `make test`, five in the full form).
+"""
 
 from __future__ import annotations
 
-import itertools
 import time
+from typing import Any
 
 import pytest
 from openai import OpenAI
+from sqlalchemy import func, select, update
 
 from app.core.celery_app import TASK_RUN_FINETUNE, celery_app, queue_for
+from app.core.database import utcnow
+from app.jobs import repository
+from app.jobs.tables import Checkpoint, Job, JobEvent
+from tests.chaos.faults import TrainerWatch, job_row
 from tests.jobs.helpers import (
     TERMINAL,
+    assert_resumed_from_a_checkpoint,
     checkpoints,
-    kill_trainer,
     start_long_job,
     steps_by_attempt,
     trainer_processes,
@@ -21,25 +30,13 @@ from tests.jobs.helpers import (
 )
 
 pytestmark = pytest.mark.slow
+DUPLICATES = 2
 
 
 @pytest.fixture
 async def client(user_api, make_user) -> OpenAI:  # type: ignore[no-untyped-def]
     user = await make_user("control@example.com")
     return OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
-
-
-def assert_resumed_without_repeats(steps: dict[int, list[int]], checkpoint_steps: list[int], interval: int) -> None:
-    """Later attempts start right after a checkpoint of the earlier one: nothing before it is trained twice."""
-    attempts = sorted(steps)
-    assert len(attempts) >= 2, steps
-    for earlier, later in itertools.pairwise(attempts):
-        resumed_at = min(steps[later]) - 1
-        assert resumed_at in checkpoint_steps, (resumed_at, checkpoint_steps)
-        redone = max(steps[earlier]) - resumed_at
-        assert 0 <= redone <= interval, (redone, steps)
-    final = sorted(set(step for attempt in attempts for step in steps[attempt]))
-    assert final == list(range(1, max(final) + 1)), "every step trained at least once"
 
 
 async def test_cancel_running_job_saves_checkpoint_within_10s(
@@ -57,7 +54,7 @@ async def test_cancel_running_job_saves_checkpoint_within_10s(
     assert not trainer_processes(gpu_worker.pid)
 
 
-async def test_pause_then_resume_continues_from_checkpoint(
+async def test_pause_checkpoints_the_last_trained_step_and_resume_continues_after_it(
     client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings
 ) -> None:  # type: ignore[no-untyped-def]
     job_id = start_long_job(client, tiny_model, examples=24, epochs=3)
@@ -66,58 +63,74 @@ async def test_pause_then_resume_continues_from_checkpoint(
     paused = wait_status(client, job_id, {"paused"} | TERMINAL, timeout=30)
     assert paused.status == "paused"
     saved = [c.step_number for c in await checkpoints(sessionmaker, job_id)]
+    trained = (await steps_by_attempt(sessionmaker, job_id))[1]
+    # A pause stops at a step boundary and checkpoints that step: nothing trained is lost.
+    assert max(saved) == max(trained), (saved, trained)
+    said = [event.message for event in client.fine_tuning.jobs.list_events(job_id, limit=100)]
+    assert f"Job paused at step {max(trained)}; resume continues from its checkpoint" in said
     client.fine_tuning.jobs.resume(job_id)
     done = wait_status(client, job_id, TERMINAL)
     assert done.status == "succeeded", done.error
     steps = await steps_by_attempt(sessionmaker, job_id)
     assert min(steps[max(steps)]) - 1 == max(saved), "resume starts after the checkpoint saved on pause"
-    assert_resumed_without_repeats(steps, saved, settings.checkpoint_every_steps)
+    assert_resumed_from_a_checkpoint(steps, saved, settings.checkpoint_every_steps)
+    assert max(steps[1]) - (min(steps[2]) - 1) == 0, "a paused job trains no step twice"
 
 
-async def test_killed_trainer_resumes_from_last_checkpoint(
-    client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings
+async def test_duplicate_deliveries_to_two_workers_run_the_job_once(
+    client, gpu_worker, second_gpu_worker, cpu_worker, tiny_model, sessionmaker
 ) -> None:  # type: ignore[no-untyped-def]
-    job_id = start_long_job(client, tiny_model, examples=24, epochs=3)
-    await wait_for_checkpoint(sessionmaker, job_id)
-    time.sleep(1.0)  # a step or two past the checkpoint, so some work is really lost
-    kill_trainer(gpu_worker.pid)
-    done = wait_status(client, job_id, TERMINAL)
+    """While one worker trains the job, the other takes the job's extra messages: its claim must lose."""
+    with TrainerWatch() as watch:
+        job_id = start_long_job(client, tiny_model, examples=16, epochs=2)
+        wait_status(client, job_id, {"running"} | TERMINAL, timeout=120)
+        # A second and third delivery of the same message, as a broker redelivery would make.
+        duplicates = [
+            celery_app.send_task(TASK_RUN_FINETUNE, args=[job_id], queue=queue_for(TASK_RUN_FINETUNE))
+            for _ in range(DUPLICATES)
+        ]
+        # The job trains long after both are consumed: the other worker was idle and took them at once.
+        outcomes = [duplicate.get(timeout=120) for duplicate in duplicates]
+        status_when_consumed = client.fine_tuning.jobs.retrieve(job_id).status
+        done = wait_status(client, job_id, TERMINAL)
+    assert outcomes == ["not_claimed"] * DUPLICATES, outcomes
+    assert status_when_consumed == "running", "the duplicates were consumed while the job ran"
     assert done.status == "succeeded", done.error
-    saved = [c.step_number for c in await checkpoints(sessionmaker, job_id)]
-    assert_resumed_without_repeats(await steps_by_attempt(sessionmaker, job_id), saved, settings.checkpoint_every_steps)
+    assert watch.most[job_id] == 1 and watch.concurrent_runs() == 0, watch.most
+    assert list(await steps_by_attempt(sessionmaker, job_id)) == [1], "one attempt only"
+    assert (await job_row(sessionmaker, job_id)).attempt == 1
 
 
-async def test_killed_worker_job_is_recovered_by_the_reconciler(
-    client, gpu_worker, cpu_worker, tiny_model, sessionmaker, settings
-) -> None:  # type: ignore[no-untyped-def]
-    job_id = start_long_job(client, tiny_model, examples=24, epochs=3)
-    await wait_for_checkpoint(sessionmaker, job_id)
-    gpu_worker.kill()
-    killed_at = time.monotonic()
-    gpu_worker.ensure_running()
-    done = wait_status(client, job_id, TERMINAL)
-    assert done.status == "succeeded", done.error
-    assert time.monotonic() - killed_at < 120
-    saved = [c.step_number for c in await checkpoints(sessionmaker, job_id)]
-    assert_resumed_without_repeats(await steps_by_attempt(sessionmaker, job_id), saved, settings.checkpoint_every_steps)
+async def _count_since(sessionmaker: Any, table: Any, job_id: str, attempt: int, since: Any) -> int:
+    async with sessionmaker() as session:
+        query = select(func.count()).select_from(table)
+        query = query.where(table.job_id == job_id, table.attempt == attempt, table.created_at >= since)
+        return int(await session.scalar(query) or 0)
 
 
-async def test_duplicate_delivery_never_runs_a_job_twice(
+async def test_a_worker_whose_claim_was_taken_stops_and_writes_nothing_more(
     client, gpu_worker, cpu_worker, tiny_model, sessionmaker
 ) -> None:  # type: ignore[no-untyped-def]
-    job_id = start_long_job(client, tiny_model, examples=16, epochs=2)
-    wait_status(client, job_id, {"running"} | TERMINAL, timeout=120)
-    # A second and third delivery of the same message, as a broker redelivery would make.
-    for _ in range(2):
-        celery_app.send_task(TASK_RUN_FINETUNE, args=[job_id], queue=queue_for(TASK_RUN_FINETUNE))
-    running = 0
-    while client.fine_tuning.jobs.retrieve(job_id).status == "running":
-        running = max(running, len(trainer_processes(gpu_worker.pid)))
-        time.sleep(0.3)
-    done = wait_status(client, job_id, TERMINAL)
-    assert done.status == "succeeded", done.error
-    assert running <= 1
-    assert list(await steps_by_attempt(sessionmaker, job_id)) == [1], "one attempt only"
+    """Its lease lapsed (a long pause, a partition) and another worker claimed the job: the fence stops it."""
+    job_id = start_long_job(client, tiny_model, examples=24, epochs=3)
+    await wait_for_checkpoint(sessionmaker, job_id)
+    async with sessionmaker() as session:
+        # What the reconciler and another worker's claim do, in one transaction: the row now names attempt 2.
+        await session.execute(update(Job).where(Job.id == job_id).values(status="queued"))
+        taken = await repository.claim(session, job_id, "another-host:1", lease_seconds=3600)
+        stolen_at, step_at_claim = utcnow(), (await session.get(Job, job_id)).current_step  # type: ignore[union-attr]
+        await session.commit()
+    assert taken == 2
+    deadline = time.monotonic() + 30
+    while trainer_processes(gpu_worker.pid):
+        assert time.monotonic() < deadline, "the fenced-out worker kept training"
+        time.sleep(0.2)
+    time.sleep(2.0)  # anything the old attempt still had to write has been tried by now
+    row = await job_row(sessionmaker, job_id)
+    assert (row.status, row.attempt, row.worker) == ("running", 2, "another-host:1")
+    assert row.current_step == step_at_claim, "the old attempt's step did not reach the row"
+    assert await _count_since(sessionmaker, JobEvent, job_id, 1, stolen_at) == 0
+    assert await _count_since(sessionmaker, Checkpoint, job_id, 1, stolen_at) == 0
 
 
 async def test_cancel_right_after_the_claim_ends_cancelled(client, gpu_worker, cpu_worker, tiny_model) -> None:  # type: ignore[no-untyped-def]

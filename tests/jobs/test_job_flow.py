@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ def wait_for(client: OpenAI, job_id: str, statuses: set[str], timeout: float = 4
 
 @pytest.mark.slow
 async def test_supervised_lora_job_end_to_end(
-    user_api, cpu_worker, gpu_worker, tiny_model, make_user, settings, tmp_path
+    user_api, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker, mlflow, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("trainer@example.com")
     client = OpenAI(base_url=f"{user_api}/v1", api_key=user.key, max_retries=0)
@@ -82,12 +83,7 @@ async def test_supervised_lora_job_end_to_end(
     model_ids = [model.id for model in client.models.list()]
     assert finished.fine_tuned_model in model_ids and tiny_model in model_ids
 
-    from mlflow.tracking import MlflowClient
-
-    mlflow = MlflowClient(settings.mlflow_tracking_uri)
-    versions = mlflow.search_model_versions(f"tags.job_id = '{job.id}'")
-    assert len(versions) == 1 and versions[0].tags["base_model"] == tiny_model
-    run = mlflow.get_run(versions[0].run_id)
+    run = await assert_registered_once(mlflow, sessionmaker, job.id, "adapter")
     assert run.data.metrics["train_loss"] > 0
 
     # The merged weights download and generate.
@@ -132,7 +128,7 @@ def assert_merged_model_generates(user_api: str, headers: dict[str, str], model:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dpo", "full"])
 async def test_dpo_and_full_fine_tune_end_to_end(
-    kind, user_api, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker
+    kind, user_api, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker, mlflow
 ) -> None:  # type: ignore[no-untyped-def]
     from tests.jobs.datasets import preference_lines
 
@@ -160,3 +156,27 @@ async def test_dpo_and_full_fine_tune_end_to_end(
         assert row.adapter_path.endswith("/model") and row.merged_path is None
     else:
         assert row.adapter_path.endswith("/adapter")
+    run = await assert_registered_once(mlflow, sessionmaker, job.id, "model" if kind == "full" else "adapter")
+    assert run.data.params["method"] == ("dpo" if kind == "dpo" else "supervised")
+
+
+async def assert_registered_once(mlflow: Any, sessionmaker: Any, job_id: str, weights: str) -> Any:
+    """The job's MLflow run holds its weights and has exactly one registry version, the one its model row names."""
+    from sqlalchemy import select
+
+    from app.finetuned.tables import FineTunedModel
+    from app.jobs.tables import Job
+
+    async with sessionmaker() as session:
+        job = await session.get(Job, job_id)
+        row = await session.scalar(select(FineTunedModel).where(FineTunedModel.job_id == job_id))
+    assert job is not None and job.mlflow_run_id and row is not None
+    versions = mlflow.search_model_versions(f"run_id = '{job.mlflow_run_id}'")
+    assert [(v.name, int(v.version)) for v in versions] == [(row.registry_name, row.registry_version)], versions
+    [version] = versions
+    assert version.tags["job_id"] == job_id and version.tags["fine_tuned_model"] == row.id
+    assert version.source.endswith(f"/{weights}"), version.source
+    run = mlflow.get_run(job.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert weights in {artifact.path for artifact in mlflow.list_artifacts(job.mlflow_run_id)}
+    return run

@@ -10,39 +10,20 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
-from app.catalog.tables import CatalogEntry
-from app.core import ids
 from app.core.worker_context import WorkerContext
-from app.files.tables import File
 from app.jobs import repository
 from app.jobs.events import NewEvent
-from app.jobs.tables import Job, JobEvent
+from app.jobs.tables import JobEvent
 from app.jobs.worker.progress import replay_unrelayed_progress
 from app.jobs.worker.state import RunState, journal_of, work_dir_of
 from app.training.callbacks import JsonLinesProgress, StepProgress
+from tests.jobs.helpers import seeded_job
 
 
 def _step(step: int) -> StepProgress:
     return StepProgress(step=step, total_steps=12, epoch=step / 6, train_loss=2.0 - step / 10, learning_rate=1e-4,
                         tokens_per_second=900.0, eta_seconds=12.0 - step, trained_tokens=64 * step,
                         token_accuracy=0.5)  # fmt: skip
-
-
-async def _job(sessionmaker: Any, user: Any) -> Job:
-    async with sessionmaker() as session:
-        session.add(CatalogEntry(id="journal-llama", source="/models/journal-llama", max_seq_length=256,
-                                 allowed=True, download_status="ready"))  # fmt: skip
-        file = File(id=ids.file_id(), owner_id=user.id, organization_id=user.organization_id, filename="t.jsonl",
-                    purpose="fine-tune", bytes=10, sha256="0" * 64, storage_name="t.jsonl",
-                    status="processed")  # fmt: skip
-        session.add(file)
-        await session.flush()
-        job = Job(id=ids.job_id(), owner_id=user.id, organization_id=user.organization_id, model="journal-llama",
-                  training_file=file.id, method="supervised", hyperparameters={}, seed=1, status="running",
-                  attempt=2)  # fmt: skip
-        session.add(job)
-        await session.commit()
-    return job
 
 
 async def _recorded(sessionmaker: Any, job_id: str) -> list[JobEvent]:
@@ -55,7 +36,7 @@ async def test_steps_and_checkpoints_the_killed_worker_never_relayed_are_recorde
     sessionmaker, settings, make_user
 ) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("journal@example.com")
-    job = await _job(sessionmaker, user)
+    job = await seeded_job(sessionmaker, user)
     redis = aioredis.Redis.from_url(settings.redis_url)
     context = WorkerContext(settings=settings, engine=sessionmaker.kw["bind"], sessionmaker=sessionmaker, redis=redis)
     work_dir = work_dir_of(context, job.id)

@@ -19,7 +19,7 @@ from app.jobs.tables import Job
 from app.jobs.worker.outcome import finish_success
 from app.jobs.worker.state import RunState
 from app.training.callbacks import TrainingOutputs
-from tests.jobs.test_progress_journal import _job
+from tests.jobs.helpers import seeded_job
 
 
 def _dead_database() -> async_sessionmaker[Any]:
@@ -80,7 +80,7 @@ async def test_an_attempt_that_resumed_at_the_last_checkpoint_succeeds_keeping_t
     sessionmaker, settings, make_user, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     user = await make_user("resumed@example.com")
-    job = await _job(sessionmaker, user)
+    job = await seeded_job(sessionmaker, user)
     async with sessionmaker() as session:
         await session.execute(text("UPDATE jobs SET current_step = 32 WHERE id = :id"), {"id": job.id})
         await session.commit()

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from app.training.config import Hyperparameters, TrainingConfig
 from app.training.hyperparams import auto_epochs, estimate, resolve_hyperparameters
+from app.training.strategy import ModelShape, memory_per_gpu, training_strategy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,8 +105,46 @@ def test_estimate_counts_steps_tokens_and_time() -> None:
     )
     result = estimate(100, 20_000, resolved, tokens_per_second=1000.0)
     # 100 examples / 4 per batch = 25 batches -> 13 optimizer steps per epoch.
-    assert result == {"total_steps": 26, "trained_tokens": 40_000, "estimated_seconds": 40.0}
+    assert result == {
+        "total_steps": 26, "trained_tokens": 40_000, "estimated_seconds": 40.0,
+        "training_processes": 1, "strategy": "single", "memory_per_gpu_gib": None,
+    }  # fmt: skip
     assert estimate(100, 20_000, resolved, 1000.0, method="dpo")["estimated_seconds"] > 40.0
+    # Two ranks: 8 examples per step (7 steps an epoch), half the time.
+    two = estimate(100, 20_000, resolved, 1000.0, processes=2)
+    assert (two["total_steps"], two["estimated_seconds"], two["strategy"]) == (14, 20.0, "fsdp2")
+
+
+def test_the_estimate_names_the_strategy_and_its_memory_per_gpu() -> None:
+    llama_8b = ModelShape(parameters=8_030_000_000, hidden_size=4096, num_hidden_layers=32, vocab_size=128_256)
+    full = resolve_hyperparameters({"batch_size": 1, "max_seq_length": 2048}, 1000, 500_000, "supervised", "full", 2048)
+    full["fine_tune_type"], full["quantization"] = "full", None
+    one_gpu = estimate(1000, 500_000, full, 1000.0, processes=1, shape=llama_8b)["memory_per_gpu_gib"]
+    # bf16 weights 2 B, gradients 2 B, AdamW moments 4 B per parameter: ~60 GiB before activations.
+    assert (one_gpu["weights"], one_gpu["gradients"], one_gpu["optimizer_states"]) == (14.96, 14.96, 29.91)
+    eight = estimate(1000, 500_000, full, 1000.0, processes=8, shape=llama_8b)
+    assert eight["strategy"] == "fsdp2" and eight["memory_per_gpu_gib"]["weights"] == pytest.approx(14.96 / 8, abs=0.01)
+    assert eight["memory_per_gpu_gib"]["activations"] == one_gpu["activations"] > 0
+    paged = estimate(1000, 500_000, full | {"optimizer": "paged_adamw_8bit"}, 1000.0, shape=llama_8b)
+    assert paged["memory_per_gpu_gib"]["optimizer_states"] == pytest.approx(29.91 / 2, abs=0.01)
+    qlora = resolve_hyperparameters({}, 1000, 500_000, "supervised", "lora", 2048) | {"quantization": "qlora"}
+    on_two = estimate(1000, 500_000, qlora, 1000.0, processes=2, shape=llama_8b)
+    assert on_two["strategy"] == "ddp" and on_two["memory_per_gpu_gib"]["weights"] < 5
+    assert memory_per_gpu(llama_8b, "full", None, 1, 8192, 16, activation_offloading=True).activations < (
+        memory_per_gpu(llama_8b, "full", None, 1, 8192, 16).activations
+    )
+    assert training_strategy(1, "qlora") == "single"
+
+
+def test_optimizer_and_activation_offloading_are_validated() -> None:
+    resolved = resolve_hyperparameters({"optimizer": "paged_adamw_8bit", "activation_offloading": True},
+                                       100, 10_000, "supervised", "full", 512)  # fmt: skip
+    assert (resolved["optimizer"], resolved["activation_offloading"]) == ("paged_adamw_8bit", True)
+    assert resolve_hyperparameters({}, 100, 10_000, "supervised", "lora", 512)["optimizer"] == "adamw_torch"
+    with pytest.raises(ValueError, match="optimizer: must be one of"):
+        resolve_hyperparameters({"optimizer": "sgd"}, 100, 10_000, "supervised", "lora", 512)
+    with pytest.raises(ValueError, match="activation_offloading: must be true"):
+        resolve_hyperparameters({"activation_offloading": "yes"}, 100, 10_000, "supervised", "lora", 512)
 
 
 def test_training_config_round_trips_through_json(tmp_path: Path) -> None:

@@ -113,8 +113,11 @@ async def disable_user(
     cancelled = []
     if cancel_jobs:
         for job_id in await job_repository.ids_of_owner(session, user_id, CANCELLABLE_STATUSES):
+            job = await job_repository.get(session, job_id)
+            if job is None:
+                continue
             try:
-                await jobs.cancel(resources, session, principal, job_id)
+                await jobs.cancel_job(resources, session, job)
             except Conflict:  # it ended on its own meanwhile
                 continue
             cancelled.append(job_id)

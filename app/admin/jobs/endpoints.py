@@ -11,7 +11,7 @@ from app.admin.errors import ERRORS
 from app.admin.jobs import service
 from app.admin.jobs.schemas import AdminJobDetail, AdminJobObject, JobStatus, PriorityChange
 from app.admin.timestamps import TimeFilter
-from app.api.deps import PrincipalDep, ResourcesDep, SessionDep
+from app.api.deps import ResourcesDep, SessionDep
 from app.audit.service import mark_resource
 from app.authz import Kind
 from app.core.pagination import page
@@ -48,10 +48,10 @@ async def retrieve_job(session: SessionDep, job_id: str,
 
 
 @router.post("/{job_id}/cancel", response_model=AdminJobObject, dependencies=[allow(Kind.ADMIN_JOB, "cancel")])
-async def cancel_job(request: Request, session: SessionDep, resources: ResourcesDep, principal: PrincipalDep,
+async def cancel_job(request: Request, session: SessionDep, resources: ResourcesDep,
                      job_id: str) -> AdminJobObject:  # fmt: skip
-    """Cancel any job: a running one is asked to stop (it saves a checkpoint), others are cancelled now."""
-    job = await service.cancel(resources, session, principal, job_id)
+    """Cancel any job (`cancelled` at once): a running one still saves a checkpoint before its worker lets go."""
+    job = await service.cancel(resources, session, job_id)
     mark_resource(request, "fine_tuning_job", job.id)
     return AdminJobObject.of_admin(job)
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import Principal
 from app.authz.resources import Resources
 from app.core.celery_app import GPU_QUEUE, TASK_RUN_FINETUNE, TASK_VALIDATE_JOB
 from app.core.database import after_commit, utcnow
@@ -46,10 +45,9 @@ async def get_with_events(session: AsyncSession, job_id: str, events: int) -> tu
     return job, rows
 
 
-async def cancel(resources: Resources, session: AsyncSession, principal: Principal, job_id: str) -> Job:
-    """The owner's cancel, done by an admin: a running job checkpoints and stops, others end now."""
-    await get(session, job_id)
-    return await jobs.cancel(resources, session, principal, job_id)
+async def cancel(resources: Resources, session: AsyncSession, job_id: str) -> Job:
+    """The owner's cancel, done by job control (the route's Cerbos decision): `cancelled` at once."""
+    return await jobs.cancel_job(resources, session, await get(session, job_id))
 
 
 async def retry(resources: Resources, session: AsyncSession, job_id: str) -> Job:

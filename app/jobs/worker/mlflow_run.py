@@ -1,7 +1,9 @@
 """MLflow for a job: one run per job (a resumed job continues it), params, per-step metrics, artifacts, registry.
 
-MLflow is observability, not the source of truth: a failed MLflow call is logged and never
-fails the training run.
+MLflow is observability, not the source of truth: a failed MLflow call never fails the training
+run. A metric that could not be logged is logged as a warning; a run that could not be started or
+a model that could not be registered (after MLFLOW_REGISTER_RETRY_SECONDS of tries, worker/outcome.py)
+is also said in a warning event of the job.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import logging
 import shutil
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ EXIT_OK, EXIT_ERROR = 0, 1  # the trainer's exit codes (app/training/__main__.py
 RESULTS_PURPOSE = "fine-tune-results"
 # Errors another attempt would meet again: the job fails at once.
 FINAL_ERRORS = ("out_of_memory", "invalid_config", "missing_chat_template")
+# A torchrun rank whose peer died without reporting (killed, crashed hard): retried like a killed trainer.
+RETRIED_ERRORS = ("rank_lost",)
 
 
 async def conclude(context: WorkerContext, state: RunState, return_code: int, elapsed: float, gpus: int) -> str:
@@ -46,17 +50,17 @@ async def conclude(context: WorkerContext, state: RunState, return_code: int, el
     if state.fenced_out:
         logger.warning("job %s attempt %s lost its lease; another attempt owns it now", job.id, state.attempt)
         return "fenced_out"
-    if return_code == EXIT_OK and state.done is not None:
-        await finish_success(context, state)
+    if return_code == EXIT_OK and state.done is not None and await finish_success(context, state):
         return "succeeded"
     await _refresh_flags(context, state)
     # A stop request wins whatever the exit code: the trainer may have been signalled before
-    # it could install its handler, and a cancelled job must never be re-queued.
-    if return_code != EXIT_OK and (state.cancel or state.pause):
+    # it could install its handler, a cancelled job must never be re-queued, and a job answered
+    # `cancelled` (or `paused`) must not end otherwise, even if its training finished meanwhile.
+    if state.cancel or state.pause:
         return await _stopped(context, state)
     if return_code != EXIT_OK and state.shutdown and state.error is None:
         return await shutdown.hand_back(context, state)
-    if state.error is not None:
+    if state.error is not None and state.error.code not in RETRIED_ERRORS:
         code = state.error.code or "training_error"
         if code in FINAL_ERRORS or return_code == EXIT_ERROR:
             await record.fail(context, job, state.attempt, code, state.error.message)
@@ -139,23 +143,47 @@ def _artifact_dirs(done: TrainingOutputs) -> dict[str, str]:
     return found
 
 
-async def _register(context: WorkerContext, state: RunState, artifact_dirs: dict[str, str]) -> tuple[Any, Any]:
-    """The run's weights logged to MLflow and registered: (registered name, version), or (None, None)."""
+@dataclass(frozen=True)
+class Registration:
+    """The run's registry entry: its name and version, or why there is none."""
+
+    name: str | None = None
+    version: int | None = None
+    error: str | None = None
+
+
+async def _register(context: WorkerContext, state: RunState, artifact_dirs: dict[str, str]) -> Registration:
+    """The run's weights logged to MLflow and registered, tried again for MLFLOW_REGISTER_RETRY_SECONDS.
+
+    MLflow is not the source of truth: a registration that keeps failing does not fail the job,
+    but it is said (`Registration.error`, then a warning event), never only logged.
+    """
     done = state.done
-    if not state.run_id or done is None:
-        return None, None
+    if done is None:
+        return Registration()
+    if not state.run_id:
+        return Registration(error="no MLflow run: it could not be started when the attempt began")
     mlflow_dirs = {name: path for name, path in artifact_dirs.items() if name != "merged"}
-    try:
-        return await asyncio.to_thread(
-            mlflow_run.log_outputs_and_register, context, state.job, state.run_id, mlflow_dirs,
-            [done.metrics_csv] if done.metrics_csv else [],
-        )  # fmt: skip
-    except Exception:
-        logger.exception("job %s: MLflow logging/registration failed", state.job.id)
-        return None, None
+    deadline = time.monotonic() + context.settings.mlflow_register_retry_seconds
+    wait = 0.5
+    while True:
+        try:
+            name, version = await asyncio.to_thread(
+                mlflow_run.log_outputs_and_register, context, state.job, state.run_id, mlflow_dirs,
+                [done.metrics_csv] if done.metrics_csv else [],
+            )  # fmt: skip
+            return Registration(name, version)
+        except Exception as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.exception("job %s: MLflow logging/registration failed; giving up", state.job.id)
+                return Registration(error=f"{type(error).__name__}: {error}"[:500])
+            logger.warning("job %s: MLflow registration failed (%s); trying again", state.job.id, error)
+            await asyncio.sleep(min(wait, left))  # the last try lands on the deadline
+            wait = min(wait * 2, 10.0)
 
 
-def _model_row(job: Job, artifact_dirs: dict[str, str], registry: tuple[Any, Any]) -> FineTunedModel:
+def _model_row(job: Job, artifact_dirs: dict[str, str], registry: Registration) -> FineTunedModel:
     return FineTunedModel(
         id=job.fine_tuned_model,
         job_id=job.id,
@@ -164,14 +192,15 @@ def _model_row(job: Job, artifact_dirs: dict[str, str], registry: tuple[Any, Any
         base_model=job.model,
         adapter_path=artifact_dirs.get("adapter") or artifact_dirs.get("model"),
         merged_path=artifact_dirs.get("merged"),
-        registry_name=registry[0],
-        registry_version=registry[1],
+        registry_name=registry.name,
+        registry_version=registry.version,
     )
 
 
-async def finish_success(context: WorkerContext, state: RunState) -> None:
-    """Record the outputs of a finished run. Safe to run again for the same run (a retried attempt):
-    the registry version of the run is reused, and rows are written in one transaction, or not at all."""
+async def finish_success(context: WorkerContext, state: RunState) -> bool:
+    """Record the outputs of a finished run; False when a stop request was accepted first (the job
+    then ends as that request said). Safe to run again for the same run (a retried attempt): the
+    registry version of the run is reused, and rows are written in one transaction, or not at all."""
     job, done = state.job, state.done
     assert done is not None
     artifact_dirs = _artifact_dirs(done)
@@ -187,13 +216,13 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
     result = _store_result_file(context, job, Path(done.metrics_csv)) if done.metrics_csv else None
     result_ids = [result.id] if result else []
 
-    async def write_rows() -> tuple[list[JobEvent], list[str]]:
-        """The success rows, once: returns the events added and the result files the job names."""
+    async def write_rows() -> tuple[list[JobEvent], list[str], bool]:
+        """The success rows, once: the events added, the result files the job names, whether it succeeded."""
         async with context.sessionmaker() as session:
             current = await repository.get(session, job.id)
             if current is None or current.attempt != state.attempt or current.status == "succeeded":
                 # Another attempt owns the job, or this one's commit went through before its connection broke.
-                return [], list(current.result_files or []) if current else []
+                return [], list(current.result_files or []) if current else [], True
             if result is not None:
                 await files.save(session, result)
             success = {
@@ -207,28 +236,37 @@ async def finish_success(context: WorkerContext, state: RunState) -> None:
             }
             if state.last_step:  # an attempt that resumed at the last checkpoint trains no step: keep the count
                 success["current_step"] = state.last_step
-            if not await repository.update_fenced(session, job.id, state.attempt, **success):
+            # Not over an accepted cancel or pause: the row lock orders this UPDATE and the request's.
+            if not await repository.update_fenced(session, job.id, state.attempt, unless_stopping=True, **success):
                 await session.rollback()
-                return [], []
+                return [], [], False
             if await finetuned.of_job(session, job.id) is None:
                 finetuned.add(session, _model_row(job, artifact_dirs, registry))
             created = NewEvent(
                 f"New fine-tuned model created: {job.fine_tuned_model}",
-                data={"registry": {"name": registry[0], "version": registry[1]}},
+                data={"registry": {"name": registry.name, "version": registry.version}},
             )
-            said = (created, NewEvent("The job has successfully completed"))
+            said = [created, NewEvent("The job has successfully completed")]
+            if registry.error:
+                unregistered = NewEvent(
+                    f"The model was not registered in MLflow ({registry.error}); its weights are stored "
+                    "and can be downloaded",
+                    level="warn",
+                    data={"registry": {"error": registry.error}},
+                )
+                said.insert(1, unregistered)
             added = [repository.add_event(session, job.id, event, attempt=state.attempt) for event in said]
             await session.commit()
-            return added, result_ids
+            return added, result_ids, True
 
     stored: list[str] = []
     try:
-        added, stored = await context.write(write_rows, f"job {job.id}: success")
+        added, stored, succeeded = await context.write(write_rows, f"job {job.id}: success")
     finally:
         if result is not None and result.id not in stored:
             (context.settings.datasets_path / result.storage_name).unlink(missing_ok=True)
-    if not added:
-        return
     for event in added:
         await events.publish(context.redis, event)
-    await events.publish_status(context.redis, job.id, "succeeded")
+    if added:
+        await events.publish_status(context.redis, job.id, "succeeded")
+    return succeeded

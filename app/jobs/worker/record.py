@@ -79,23 +79,24 @@ async def requeue(context: WorkerContext, state: RunState, event: NewEvent, **va
     """Back to `queued` with its message in the outbox, published now (else by the reconciler); False if fenced out."""
     job = state.job
 
-    async def write() -> JobEvent | None:
+    async def write() -> tuple[JobEvent, int] | None:
         async with context.sessionmaker() as session:
             if not await repository.update_fenced(
                 session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow(), **values
             ):
                 return None
             row = repository.add_event(session, job.id, event, attempt=state.attempt)
-            enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+            message = enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
             await session.commit()
-            return row
+            return row, message.id
 
-    row = await context.write(write, f"job {job.id}: re-queue")
-    if row is None:
+    written = await context.write(write, f"job {job.id}: re-queue")
+    if written is None:
         state.fenced_out = True
         return False
+    row, message_id = written
     try:
-        await relay(context.sessionmaker)
+        await relay(context.sessionmaker, [message_id])  # this message only: the reconciler relays the rest
     except Exception:  # the message is in the outbox: the reconciler publishes it
         logger.exception("job %s: re-queue message not published now; the reconciler will", job.id)
     await events.publish(context.redis, row)

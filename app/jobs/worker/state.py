@@ -54,6 +54,23 @@ def work_dir_of(context: WorkerContext, job_id: str) -> Path:
     return context.settings.models_path / job_id
 
 
+def rank_errors_of(work_dir: Path, attempt: int) -> Path:
+    """Where each failing rank of that attempt writes its own error (`rank-<rank>.json`)."""
+    return work_dir / f"rank-errors-attempt-{attempt}"
+
+
+def first_failure(reported: RunFailed | None, rank_errors: Path) -> RunFailed | None:
+    """The failure that came first: a rank whose peer died fails later, and only because of the first."""
+    failures = [reported] if reported is not None else []
+    for path in sorted(rank_errors.glob("rank-*.json")):
+        message = decode(path.read_text(encoding="utf-8"))
+        if isinstance(message, RunFailed):
+            failures.append(message)
+    if not failures:
+        return None
+    return min(failures, key=lambda failure: failure.at if failure.at is not None else float("inf"))
+
+
 def journal_of(work_dir: Path, attempt: int) -> Path:
     """Where the trainer of that attempt appends every event before sending it to the worker."""
     return work_dir / f"progress-attempt-{attempt}.jsonl"

@@ -1,0 +1,69 @@
+"""The outbox publishes what a transaction committed, and nothing of one that rolled back.
+
+`session_scope` is what both APIs' `SessionDep` runs around a handler: its after-commit hooks
+(the outbox's publication) must run only once the commit went through. The broker is the
+harness's Valkey; no GPU worker runs, so whatever is published stays in the queue to be seen.
+"""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.core.celery_app import GPU_QUEUE, TASK_RUN_FINETUNE
+from app.core.database import session_scope
+from app.core.outbox import OutboxMessage, enqueue
+from app.jobs.queue_state import message_task_and_args, queue_keys
+from app.users.tables import Organization
+
+scope = asynccontextmanager(session_scope)
+
+
+class HandlerFailed(Exception):
+    """What a handler raising after it enqueued looks like to the session dependency."""
+
+
+async def _published(settings: Any, marker: str) -> int:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        found = 0
+        for key in queue_keys(GPU_QUEUE):
+            for raw in await client.lrange(key, 0, -1):
+                found += message_task_and_args(raw) == (TASK_RUN_FINETUNE, [marker])
+        return found
+    finally:
+        await client.aclose()
+
+
+async def _stored(sessionmaker: Any, marker: str) -> int:
+    async with sessionmaker() as session:
+        query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.args == [marker])
+        return int(await session.scalar(query) or 0)
+
+
+async def test_only_a_committed_transaction_publishes(sessionmaker, settings, no_gpu_worker) -> None:  # type: ignore[no-untyped-def]
+    failed, refused, committed = (f"ftjob-{name}-{secrets.token_hex(4)}" for name in ("failed", "refused", "ok"))
+
+    with pytest.raises(HandlerFailed):
+        async with scope(sessionmaker) as session:
+            enqueue(session, sessionmaker, TASK_RUN_FINETUNE, [failed])
+            await session.flush()  # the row reached the database inside the transaction
+            raise HandlerFailed
+
+    with pytest.raises(IntegrityError):  # the commit itself is refused: a duplicate organization name
+        async with scope(sessionmaker) as session:
+            enqueue(session, sessionmaker, TASK_RUN_FINETUNE, [refused])
+            session.add_all([Organization(id=f"org-{n}", name="twice") for n in range(2)])
+
+    async with scope(sessionmaker) as session:
+        enqueue(session, sessionmaker, TASK_RUN_FINETUNE, [committed])
+
+    counts = {marker: (await _stored(sessionmaker, marker), await _published(settings, marker))
+              for marker in (failed, refused, committed)}  # fmt: skip
+    assert counts == {failed: (0, 0), refused: (0, 0), committed: (1, 1)}, counts

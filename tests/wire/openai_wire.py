@@ -1,0 +1,98 @@
+"""OpenAI's own schemas (vendored from openai/openai-openapi) as JSON Schema validators.
+
+The document is OpenAPI 3.1 in name, but several of its schemas still use OpenAPI 3.0 forms
+that JSON Schema reads differently or not at all; `to_json_schema` turns them into their
+JSON Schema 2020-12 meaning:
+
+- `nullable: true` (3.0) admits null: `"null"` joins `type` (and `enum`, where there is one),
+  or, with no `type`, the schema becomes `anyOf: [schema, {"type": "null"}]`;
+- `exclusiveMinimum: true` / `exclusiveMaximum: true` (3.0 booleans beside `minimum` /
+  `maximum`) become the 2020-12 numeric bounds;
+- `#/components/schemas/X` references point into `$defs`;
+- `x-…` extensions and OpenAPI's `discriminator` are annotations only, and dropped.
+
+One deliberate amendment, `AMENDMENTS` below: the spec's FineTuningJob `status` enum lists no
+`paused`, yet its own pause example answers `"status": "paused"` (and OpenAI's API does).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+VENDORED = Path(__file__).with_name("openai_schemas.json")
+REF_PREFIX = "#/components/schemas/"
+# (schema, property, value added to its enum, why): kept small, and each one argued.
+AMENDMENTS = (("FineTuningJob", "status", "paused", "the spec's pauseFineTuningJob example answers status 'paused'"),)
+
+
+def to_json_schema(node: Any) -> Any:
+    """One OpenAPI schema object as JSON Schema 2020-12 (see the module docstring)."""
+    if isinstance(node, list):
+        return [to_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted: dict[str, Any] = {}
+    for key, value in node.items():
+        if key.startswith("x-") or key in ("discriminator", "nullable"):
+            continue
+        if key == "$ref" and isinstance(value, str) and value.startswith(REF_PREFIX):
+            converted[key] = "#/$defs/" + value[len(REF_PREFIX) :]
+        elif key in ("properties", "patternProperties", "$defs"):
+            converted[key] = {name: to_json_schema(item) for name, item in value.items()}
+        else:
+            converted[key] = to_json_schema(value)
+    for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if converted.get(flag) is True:
+            converted[flag] = converted.pop(bound)
+        elif converted.get(flag) is False:
+            del converted[flag]
+    if node.get("nullable") is True:
+        converted = _admit_null(converted)
+    return converted
+
+
+def _admit_null(schema: dict[str, Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if kind is None:
+        return {"anyOf": [schema, {"type": "null"}]}
+    kinds = kind if isinstance(kind, list) else [kind]
+    schema = {**schema, "type": [*kinds, "null"] if "null" not in kinds else kinds}
+    if "enum" in schema and None not in schema["enum"]:
+        schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+@cache
+def vendored() -> dict[str, Any]:
+    return json.loads(VENDORED.read_text())  # type: ignore[no-any-return]
+
+
+@cache
+def definitions() -> dict[str, Any]:
+    """Every vendored schema, converted, with the amendments applied."""
+    converted = {name: to_json_schema(schema) for name, schema in vendored()["schemas"].items()}
+    for schema, field, value, _ in AMENDMENTS:
+        enum = converted[schema]["properties"][field]["enum"]
+        if value not in enum:
+            enum.append(value)
+    return converted
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": definitions(),
+              "$ref": f"#/$defs/{name}"}  # fmt: skip
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def violations(name: str, body: Any) -> list[str]:
+    """Each way `body` breaks OpenAI's schema `name`, as `path: message` lines (none when it conforms)."""
+    errors: list[ValidationError] = sorted(validator(name).iter_errors(body), key=lambda e: list(e.absolute_path))
+    return [f"{name} at /{'/'.join(str(p) for p in error.absolute_path)}: {error.message}" for error in errors]
