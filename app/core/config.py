@@ -60,12 +60,6 @@ class Settings(BaseSettings):
     # a key or its user reaches every process before its next request (app/users/credential_cache.py).
     credential_cache_seconds: float = 30.0
 
-    user_api_host: str = "0.0.0.0"
-    user_api_port: int = 8080
-    admin_api_host: str = "127.0.0.1"
-    admin_api_port: int = 8010
-    public_base_url: str = "http://127.0.0.1:8080"
-
     # Upload limits: answered with 413 / 400 before anything is stored.
     max_upload_bytes: int = 512 * 1024 * 1024
     max_line_bytes: int = 4 * 1024 * 1024
@@ -95,12 +89,10 @@ class Settings(BaseSettings):
     republish_after_seconds: int = 30
     # How long a finished job's worker keeps trying to register its model in MLflow before it says it could not.
     mlflow_register_retry_seconds: float = 60.0
-    default_max_seq_length: int = 2048
     estimate_tokens_per_second: float = 2500.0
 
     # Celery: one number for the broker's redelivery timeout, used everywhere Celery reads it.
     celery_visibility_timeout: int = 43200
-    worker_concurrency: int = 1
     # Prefork children of the CPU worker keep the embedding model and tokenizers loaded across tasks;
     # replacing each child after every task cost 10-20 s per task. The GPU worker (solo pool) ignores
     # this: each job already runs in a fresh training process.
@@ -127,6 +119,16 @@ class Settings(BaseSettings):
     qdrant_collection: str = "dataset_examples"
 
     @model_validator(mode="after")
+    def _check_lease(self) -> Settings:
+        # A lease that lapses between two heartbeats hands a healthy attempt's job to another worker.
+        if self.job_heartbeat_seconds >= self.job_lease_seconds:
+            raise ValueError(
+                f"JOB_HEARTBEAT_SECONDS ({self.job_heartbeat_seconds}) must be shorter than JOB_LEASE_SECONDS "
+                f"({self.job_lease_seconds}); a third of it or less leaves room for missed beats"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         strict = self.environment == "production"
         if self.database_url is None:
@@ -140,8 +142,10 @@ class Settings(BaseSettings):
         if strict:
             for name in ("database_url", "api_key_pepper", "hf_token", "qdrant_api_key"):
                 value = getattr(self, name)
-                if value is not None and _looks_like_placeholder(value.get_secret_value()):
+                if value is not None and looks_like_placeholder(value.get_secret_value()):
                     raise ValueError(f"{name.upper()} still holds a placeholder value; set a real one")
+            if looks_like_placeholder(self.redis_url):  # the Redis password lives in the URL
+                raise ValueError("REDIS_URL still holds a placeholder password; set a real one")
             if self.api_key_pepper.get_secret_value() == DEV_API_KEY_PEPPER:
                 raise ValueError("API_KEY_PEPPER is the development default; set a real one")
         return self
@@ -178,7 +182,7 @@ class Settings(BaseSettings):
         return self.api_key_pepper.get_secret_value().encode()
 
 
-def _looks_like_placeholder(value: str) -> bool:
+def looks_like_placeholder(value: str) -> bool:
     lowered = value.lower()
     return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
 
@@ -193,6 +197,7 @@ class BrokerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    log_level: str = Settings.model_fields["log_level"].default
     redis_url: str = Settings.model_fields["redis_url"].default
     celery_visibility_timeout: int = Settings.model_fields["celery_visibility_timeout"].default
     worker_max_tasks_per_child: int = Settings.model_fields["worker_max_tasks_per_child"].default

@@ -42,13 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # The readiness polls (the engine takes a minute to load) would print a line each.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    configured = configured_urls()
+    configured = configured_urls(Path(".env"))
     if "DATABASE_URL" in configured:
         check_database(configured["DATABASE_URL"])
     if args.check_only:
         return 0
 
-    data_dir = Path(os.environ.get("DATA_DIR", "./data"))
+    data_dir = Path(configured.pop("DATA_DIR", "./data"))
     stack = Stack(data_dir=data_dir, ports=_ports_from_env(), environment="development", configured=configured)
     stopping = False
 

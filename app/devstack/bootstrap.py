@@ -13,6 +13,7 @@ from sqlalchemy.pool import NullPool
 from app.catalog.tables import CatalogEntry
 from app.core.config import Settings
 from app.users import service
+from app.users.bootstrap import ensure_admin
 from app.users.tables import User
 
 DEMO_MODEL_ID = "tiny-llama-demo"
@@ -45,13 +46,12 @@ async def bootstrap(settings: Settings, keys_file: Path, demo_model_path: Path) 
             first_run = (await session.scalar(select(func.count()).select_from(User))) == 0
             keys = None
             if first_run:
-                admins = await service.create_organization(session, "platform-admins")
-                admin = await service.create_user(session, admins.id, "admin@localhost", "Admin", ["admin"])
+                admin = await ensure_admin(session, settings, "admin@localhost", name="Admin")
                 demo_org = await service.create_organization(session, "demo")
                 demo = await service.create_user(session, demo_org.id, "demo@localhost", "Demo user", ["user"])
-                admin_key = await service.issue_key(session, settings, admin.id, "first admin key")
                 user_key = await service.issue_key(session, settings, demo.id, "demo key")
-                keys = FirstKeys(admin=admin_key.secret, user=user_key.secret)
+                assert admin.key is not None  # a new account always gets its first key
+                keys = FirstKeys(admin=admin.key, user=user_key.secret)
             await session.commit()
     finally:
         await engine.dispose()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 
 from app.devstack.cerbos import CerbosServer
 from app.devstack.inference import engine_argv, engine_env
@@ -24,6 +25,11 @@ from app.devstack.valkey import EmbeddedValkey
 
 logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Real servers to use instead of embedded ones, and what else the stack takes from the configuration.
+CONFIGURED_NAMES = (
+    "DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_URL", "CERBOS_GRPC_ADDRESS", "QDRANT_URL", "DATA_DIR",
+    "HF_HUB_OFFLINE", "HF_HOME",
+)  # fmt: skip
 
 
 @dataclass
@@ -64,9 +70,7 @@ class Stack:
         env = {
             "ENVIRONMENT": self.environment,
             "DATA_DIR": str(self.data_dir),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_HOME": str(self.data_dir / "hf-cache"),
+            **self._hugging_face_env(),
             "PYTHONUNBUFFERED": "1",
         }
         env["DATABASE_URL"] = self.configured.get("DATABASE_URL") or self._start_postgres()
@@ -79,6 +83,17 @@ class Stack:
             env["VECTOR_SERVICE_URL"] = self._start_vector_service(env)
         self.env = env
         return env
+
+    def _hugging_face_env(self) -> dict[str, str]:
+        """Tests never reach the hub and keep a cache of their own; `make run` downloads hub models unless told not to.
+
+        HF_HUB_OFFLINE=1 (environment or .env) keeps `make run` offline; HF_HOME shares a cache that is already
+        there (default: DATA_DIR/hf-cache).
+        """
+        testing = self.environment == "test"
+        offline = self.configured.get("HF_HUB_OFFLINE") or ("1" if testing else "0")
+        cache = (not testing and self.configured.get("HF_HOME")) or str(self.data_dir / "hf-cache")
+        return {"HF_HUB_OFFLINE": offline, "TRANSFORMERS_OFFLINE": offline, "HF_HOME": cache}
 
     def _start_postgres(self) -> str:
         postgres = EmbeddedPostgres(self.data_dir / "postgres", self.ports.postgres, self.log_dir)
@@ -186,7 +201,6 @@ class Stack:
                 "--concurrency=1",
                 "--pool=solo",
                 f"--hostname=gpu{node}-{os.getpid()}@%h",
-                "--loglevel=INFO",
             ]
         else:
             argv = [
@@ -201,7 +215,6 @@ class Stack:
                 "--beat",
                 f"--schedule={self.data_dir / 'celerybeat-schedule'}",
                 f"--hostname=cpu{node}-{os.getpid()}@%h",
-                "--loglevel=INFO",
             ]
         return self.spawn(f"worker-{queue}{node}", argv, {**self.env, **(extra_env or {})})
 
@@ -229,6 +242,14 @@ class Stack:
         self.servers.clear()
 
 
-def configured_urls() -> dict[str, str]:
-    names = ("DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_URL", "CERBOS_GRPC_ADDRESS", "QDRANT_URL")
-    return {name: os.environ[name] for name in names if os.environ.get(name)}
+def configured_urls(env_file: Path | None = None) -> dict[str, str]:
+    """What is configured for the stack: the environment first, then `env_file` (`make run` passes .env, which
+    every process of the platform reads too; the test harness passes nothing, so a developer's .env never points
+    the tests at a real database)."""
+    from_file = {key: value for key, value in dotenv_values(env_file).items() if value} if env_file else {}
+    configured = {}
+    for name in CONFIGURED_NAMES:
+        value = os.environ.get(name) or from_file.get(name)
+        if value:
+            configured[name] = value
+    return configured

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from celery import Task
 
 from app.catalog import repository as catalog
+from app.catalog.sources import unavailable
 from app.core.celery_app import (
     TASK_COUNT_TOKENS,
     TASK_RECONCILE,
@@ -85,6 +87,8 @@ async def validate_job(context: WorkerContext, job_id: str) -> str:
         return await _fail_validation(
             context, job, "model_not_found", f"Model '{job.model}' left the catalog.", "model"
         )
+    if problem := unavailable(entry.id, entry.source, f"the CPU worker on {socket.gethostname()}"):
+        return await _fail_validation(context, job, "base_model_unavailable", problem, "model")
     requested = job.hyperparameters
     max_len = int(requested.get("max_seq_length") or entry.max_seq_length)
     truncate = context.settings.truncate_long_examples

@@ -1,4 +1,4 @@
-"""The base-model catalog: local folders checked at once, hub models prepared by the GPU worker, offline-safe."""
+"""The base-model catalog: local folders checked at once, hub models prepared by the CPU worker, offline-safe."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ def _seed_hf_cache(hub_id: str) -> None:
     (root / "refs" / "main").write_text(commit)
     snapshot = root / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)
+    # What the CPU worker checks of a download before it says `ready`: a config, weights, a tokenizer.
     (snapshot / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (snapshot / "model.safetensors").write_bytes(b"")
+    (snapshot / "tokenizer.json").write_text("{}")
 
 
 async def test_local_models_are_checked_when_registered(
@@ -44,6 +47,13 @@ async def test_local_models_are_checked_when_registered(
     assert as_admin.post("/admin/v1/base-models", json={"source": "not a path"}).status_code == 400
 
     (folder / "config.json").write_text("{}")
+    # A folder copied in part is named for what it lacks, before any job tries to load it.
+    no_weights = as_admin.post("/admin/v1/base-models", json={"source": str(folder)}).json()["error"]["message"]
+    assert "no weights" in no_weights, no_weights
+    (folder / "model.safetensors").write_bytes(b"")
+    no_tokenizer = as_admin.post("/admin/v1/base-models", json={"source": str(folder)}).json()["error"]["message"]
+    assert "no tokenizer" in no_tokenizer, no_tokenizer
+    (folder / "tokenizer.json").write_text("{}")
     created = as_admin.post("/admin/v1/base-models", json={
         "source": str(folder), "chat_template": "{{ messages }}", "max_seq_length": 4096, "parameter_count": 1_100_000,
     })  # fmt: skip
@@ -65,7 +75,9 @@ async def test_local_models_are_checked_when_registered(
     assert as_admin.post("/admin/v1/base-models", json={"source": str(folder)}).status_code == 409
 
 
-async def test_hub_models_are_prepared_by_the_gpu_worker_offline(as_admin: httpx.Client, gpu_worker) -> None:  # type: ignore[no-untyped-def]
+async def test_hub_models_are_prepared_by_the_cpu_worker_offline(
+    as_admin: httpx.Client, cpu_worker, no_gpu_worker
+) -> None:  # type: ignore[no-untyped-def]
     absent = as_admin.post("/admin/v1/base-models", json={"source": "acme-labs/never-cached", "revision": "main"})
     assert absent.status_code == 200 and absent.json()["download_status"] == "queued"
     failed = _wait_prepared(as_admin, "acme-labs/never-cached")
@@ -78,7 +90,7 @@ async def test_hub_models_are_prepared_by_the_gpu_worker_offline(as_admin: httpx
     queued = as_admin.post("/admin/v1/base-models/acme-labs/tiny-cached/download")
     assert queued.status_code == 200 and queued.json()["download_status"] == "queued"
     ready = _wait_prepared(as_admin, "acme-labs/tiny-cached")
-    assert ready["download_status"] == "ready" and ready["download_error"] is None
+    assert ready["download_status"] == "ready" and ready["download_error"] is None, ready
 
 
 async def test_a_model_in_use_cannot_be_deleted(as_admin: httpx.Client, cast: Cast, seed: Seeder) -> None:

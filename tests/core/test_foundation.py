@@ -118,6 +118,19 @@ def test_production_refuses_missing_and_placeholder_secrets(environment: str) ->
     assert ok.database_url is not None
 
 
+def test_a_heartbeat_slower_than_its_lease_is_refused_at_start() -> None:
+    from pydantic import ValidationError
+
+    from app.core.config import Settings
+
+    with pytest.raises(ValidationError, match="JOB_HEARTBEAT_SECONDS"):
+        Settings(environment="test", job_lease_seconds=8, job_heartbeat_seconds=10, _env_file=None)
+    assert (
+        Settings(environment="test", job_lease_seconds=8, job_heartbeat_seconds=1, _env_file=None).job_heartbeat_seconds
+        == 1
+    )
+
+
 def test_database_down_fails_fast_naming_the_setting() -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/finetune"
     result = subprocess.run(

@@ -26,6 +26,7 @@ CPU_WORKER_COMMAND = (
     "--hostname=cpu@%h --schedule=/tmp/celerybeat-schedule"
 )
 EXPECTED_SERVICES = {
+    "secrets-check",
     "migrate",
     "admin-api",
     "user-api",
@@ -67,6 +68,11 @@ EXTRA_NETWORKS = {
     "celery-worker-cpu": {"egress"},
 }
 APP_SERVICES = ("admin-api", "user-api", "celery-worker", "celery-worker-cpu")
+# Every process that loads a base model sees the local ones at one path.
+MODELS_MOUNT = ("${BASE_MODELS_DIR:-./models}", "/models")
+MODEL_SERVICES = ("admin-api", "user-api", "celery-worker", "celery-worker-cpu", "inference")
+SECRETS_CHECK = "secrets-check"
+DEFAULT = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:-([^}]*)\}$")
 # Secrets that `docker compose` refuses to go without (${VAR:?message}).
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD",
@@ -96,11 +102,23 @@ def command_line(service: dict[str, Any], entrypoint: str = "") -> str:
     return " ".join([entrypoint, *words] if entrypoint else words)
 
 
+def default_of(value: object) -> str:
+    """`${VAR:-default}` as compose renders it when VAR is unset; any other value as it is."""
+    match = DEFAULT.match(str(value))
+    return match.group(1) if match else str(value)
+
+
 def published_ports(service: dict[str, Any]) -> set[tuple[str, int, int]]:
     ports = set()
     for entry in service.get("ports") or []:
-        parts = str(entry).split(":")
-        address = parts[0] if len(parts) == 3 else ""
+        text = str(entry)
+        address = ""
+        if text.startswith("${"):  # an address from a variable: "${USER_API_BIND:-0.0.0.0}:8080:8001"
+            variable, text = text[: text.index("}") + 1], text[text.index("}") + 2 :]
+            address = default_of(variable)
+        parts = text.split(":")
+        if len(parts) == 3:
+            address = parts[0]
         ports.add((address, int(parts[-2]), int(parts[-1])))
     return ports
 
@@ -196,15 +214,52 @@ def rule_gpu_worker(compose: Compose) -> list[str]:
     gpu = [d for d in devices if d.get("driver") == "nvidia" and d.get("count") == "all"]
     if not gpu or "gpu" not in gpu[0].get("capabilities", []):
         problems.append("celery-worker has no GPU reservation (driver nvidia, count all, capabilities [gpu])")
-    if str((resources.get("limits") or {}).get("memory")) != "16G":
+    if default_of((resources.get("limits") or {}).get("memory")) != "16G":
         problems.append("celery-worker memory limit is not 16G")
     if "NVIDIA_VISIBLE_DEVICES" not in (worker.get("environment") or {}):
         problems.append("celery-worker does not pass NVIDIA_VISIBLE_DEVICES")
     mounts = volume_mounts(worker)
     if "/home/celery/.cache/huggingface" not in mounts.values():
         problems.append("celery-worker does not mount the Hugging Face cache")
-    if "./app:/app/app:ro" not in [str(entry) for entry in worker.get("volumes") or []]:
-        problems.append("celery-worker does not mount ./app read-only at /app/app")
+    return problems
+
+
+def rule_one_code_source(compose: Compose) -> list[str]:
+    """Every service runs its image's code: a bind mount of ./app would let a `git pull` change what runs."""
+    return [
+        f"{name} mounts the working tree's ./app over its image's code"
+        for name, service in services(compose).items()
+        if any(str(entry).startswith(("./app:", "./app/")) for entry in service.get("volumes") or [])
+    ]
+
+
+def rule_models_mount(compose: Compose) -> list[str]:
+    source, target = MODELS_MOUNT
+    expected = f"{source}:{target}:ro"
+    return [
+        f"{name} does not mount the local base models read-only at {target}"
+        for name in MODEL_SERVICES
+        if expected not in [str(entry) for entry in services(compose).get(name, {}).get("volumes") or []]
+    ]
+
+
+def rule_secrets_checked_first(compose: Compose) -> list[str]:
+    """Nothing starts (PostgreSQL initialising its volume least of all) before the example secrets are refused."""
+    all_services = services(compose)
+    if SECRETS_CHECK not in all_services:
+        return [f"service {SECRETS_CHECK} is missing"]
+
+    def waits_for_check(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        depends = set(all_services.get(name, {}).get("depends_on") or {})
+        return SECRETS_CHECK in depends or any(waits_for_check(d, seen | {name}) for d in depends - seen)
+
+    problems = [
+        f"{name} may start before {SECRETS_CHECK}"
+        for name in all_services
+        if name != SECRETS_CHECK and not waits_for_check(name)
+    ]
+    if all_services[SECRETS_CHECK].get("network_mode") != "none":
+        problems.append(f"{SECRETS_CHECK} needs no network (network_mode: none)")
     return problems
 
 
@@ -264,6 +319,8 @@ def rule_networks(compose: Compose) -> list[str]:
     if not (declared.get("internal") or {}).get("internal"):
         problems.append("network `internal` is not internal: true")
     for name, service in services(compose).items():
+        if service.get("network_mode") == "none":  # no network at all is stricter still
+            continue
         joined = network_names(service)
         if "internal" not in joined:
             problems.append(f"{name} is not on the internal network")
@@ -355,6 +412,9 @@ RULES: tuple[Rule, ...] = (
     rule_named_volumes,
     rule_gpu_worker,
     rule_cpu_worker,
+    rule_one_code_source,
+    rule_models_mount,
+    rule_secrets_checked_first,
     rule_inference,
     rule_redis,
     rule_mlflow,

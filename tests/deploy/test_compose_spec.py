@@ -31,7 +31,7 @@ def test_specification_table_reads_as_written(compose: dict[str, Any]) -> None:
     worker = services["celery-worker"]
     device = worker["deploy"]["resources"]["reservations"]["devices"][0]
     assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
-    assert worker["deploy"]["resources"]["limits"]["memory"] == "16G"
+    assert rules.default_of(worker["deploy"]["resources"]["limits"]["memory"]) == "16G"
     assert compose["networks"]["internal"]["internal"] is True
     assert rules.network_names(services["admin-api"]) == {"internal", "admin"}
     assert compose["networks"]["admin"]["driver_opts"]["com.docker.network.bridge.host_binding_ipv4"] == ("127.0.0.1")
@@ -123,6 +123,18 @@ def _engine_on_public_network(compose: dict[str, Any]) -> None:
     compose["services"]["inference"]["networks"].append("public")
 
 
+def _worker_runs_the_working_tree(compose: dict[str, Any]) -> None:
+    compose["services"]["celery-worker"]["volumes"].append("./app:/app/app:ro")
+
+
+def _engine_without_models(compose: dict[str, Any]) -> None:
+    compose["services"]["inference"]["volumes"].remove("${BASE_MODELS_DIR:-./models}:/models:ro")
+
+
+def _postgres_before_secrets_check(compose: dict[str, Any]) -> None:
+    del compose["services"]["postgres"]["depends_on"]
+
+
 MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("no redis healthcheck", _remove_healthcheck, "redis has no healthcheck"),
     ("user-api on 8081", _move_user_port, "user-api publishes"),
@@ -143,6 +155,9 @@ MUTATIONS: list[tuple[str, Mutation, str]] = [
     ("engine published", _published_engine, "inference publishes"),
     ("engine without GPU", _engine_without_gpu, "inference has no GPU reservation"),
     ("engine on a public network", _engine_on_public_network, "inference joins ['public']"),
+    ("worker runs the working tree", _worker_runs_the_working_tree, "celery-worker mounts the working tree"),
+    ("engine without local models", _engine_without_models, "inference does not mount the local base models"),
+    ("postgres before the check", _postgres_before_secrets_check, "postgres may start before secrets-check"),
 ]
 
 

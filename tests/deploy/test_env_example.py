@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 from typing import Any
@@ -13,10 +14,14 @@ from app.core.config import Settings
 from tests.deploy import compose_rules as rules
 
 ENV_EXAMPLE = rules.REPO_ROOT / ".env.example"
-COMPOSE_FILES = (rules.COMPOSE_FILE, rules.REPO_ROOT / "docker" / "compose.dev.yml")
+COMPOSE_FILES = (
+    rules.COMPOSE_FILE,
+    *(rules.REPO_ROOT / "docker" / name for name in ("compose.dev.yml", "compose.cpu.yml", "compose.tls.yml")),
+)
 # Read by a tool itself rather than by the application or by a ${VAR} of compose.
 READ_BY_TOOLS = {
     "COMPOSE_PROJECT_NAME": "docker compose",
+    "COMPOSE_FILE": "docker compose",
     "HF_HUB_OFFLINE": "huggingface_hub",
     "FORWARDED_ALLOW_IPS": "uvicorn",
     "WEB_CONCURRENCY": "uvicorn",
@@ -69,6 +74,35 @@ def test_every_compose_variable_is_documented() -> None:
 def test_no_stale_names() -> None:
     known = settings_names() | compose_variables() | set(READ_BY_TOOLS)
     assert sorted(set(example_entries()) - known) == []
+
+
+def _attributes_read(tree: ast.AST) -> set[str]:
+    return {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+
+
+def settings_read_by_the_code() -> set[str]:
+    """Settings fields some module of app/ reads: directly, or through a property of Settings that it reads.
+
+    The validator's fields count as read: it checks them whenever settings are loaded.
+    """
+    config_path = rules.REPO_ROOT / "app" / "core" / "config.py"
+    read: set[str] = set()
+    for path in (rules.REPO_ROOT / "app").rglob("*.py"):
+        if path != config_path:
+            read |= _attributes_read(ast.parse(path.read_text(encoding="utf-8")))
+    settings_class = next(
+        node for node in ast.parse(config_path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.ClassDef) and node.name == "Settings"
+    )  # fmt: skip
+    for member in settings_class.body:
+        if isinstance(member, ast.FunctionDef) and (member.name in read or member.name.startswith("_check")):
+            read |= _attributes_read(member)
+    return read & set(Settings.model_fields)
+
+
+def test_every_setting_is_read_by_the_code() -> None:
+    """A variable documented in .env.example changes something: no setting is declared and then ignored."""
+    assert sorted(set(Settings.model_fields) - settings_read_by_the_code()) == []
 
 
 def test_every_entry_has_a_comment() -> None:

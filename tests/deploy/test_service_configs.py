@@ -152,10 +152,20 @@ def test_postgres_init_script_gives_mlflow_its_own_database(embedded_postgres: P
             " has_database_privilege('mlflow', 'mlflow', 'CREATE')"
         )
         assert cursor.fetchone() == (False, False, True)
+        cursor.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('mlflow', 'postgres')")
+        before = dict(cursor.fetchall())
+    # Run again after .env changed both passwords (the documented recovery): the same roles, new passwords.
+    changed = {**env, "MLFLOW_DB_PASSWORD": "a-new-mlflow-password", "POSTGRES_PASSWORD": "a-new-platform-password"}
+    again = subprocess.run(["bash", str(script)], env=changed, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolname, rolpassword FROM pg_authid WHERE rolname IN ('mlflow', 'postgres')")
+        after = dict(cursor.fetchall())
+        cursor.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'mlflow'")
+        assert cursor.fetchone() == ("mlflow",)
     connection.close()
-    # The entrypoint runs the script once; a second run must fail rather than half-apply.
-    again = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode != 0 and "already exists" in again.stderr
+    assert before["mlflow"] and after["mlflow"] and after["mlflow"] != before["mlflow"]
+    assert after["postgres"] and after["postgres"] != before["postgres"]
 
 
 # ----------------------------------------------------------------------------- MLflow

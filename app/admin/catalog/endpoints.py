@@ -26,7 +26,7 @@ router = APIRouter(prefix="/admin/v1/base-models", tags=["admin: base models"], 
 async def register_model(
     request: Request, body: BaseModelCreate, session: SessionDep, resources: ResourcesDep
 ) -> BaseModelObject:
-    """Register a hub model (downloaded into the shared cache by a GPU worker) or a local model folder."""
+    """Register a hub model (downloaded into the shared cache by the CPU worker) or a local model folder."""
     entry = await service.register(resources, session, body)
     mark_resource(request, "base_model", entry.id, source=entry.source, revision=entry.revision)
     return BaseModelObject.of(entry)
@@ -50,7 +50,7 @@ async def list_models(
 )
 async def download_model(request: Request, session: SessionDep, resources: ResourcesDep,
                          model_id: str) -> BaseModelObject:  # fmt: skip
-    """Queue the pre-download on a GPU worker; `download_status` and `download_error` tell the outcome."""
+    """Queue the pre-download on the CPU worker; `download_status` and `download_error` tell the outcome."""
     entry = await service.prepare(resources, session, model_id)
     mark_resource(request, "base_model", entry.id)
     return BaseModelObject.of(entry)

@@ -33,7 +33,7 @@ class BaseModelCreate(BaseModel):
     parameter_count: StrictInt | None = Field(default=None, ge=1)
     allowed: StrictBool = True
     owned_by: str = Field(default="system", max_length=100)
-    # Hub models: fill the shared cache now, on a GPU worker.
+    # Hub models: fill the shared cache now, on the CPU worker.
     download: StrictBool = True
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""The base-model catalog: register, update, allow or disallow, prepare on a GPU worker, remove."""
+"""The base-model catalog: register, update, allow or disallow, prepare on the CPU worker, remove."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.catalog.schemas import BaseModelCreate, BaseModelUpdate, source_type_of
 from app.authz.resources import Resources
 from app.catalog import repository as catalog
+from app.catalog.sources import local_model_problem
 from app.catalog.tables import CatalogEntry
-from app.catalog.tasks import local_model_problem
 from app.core.celery_app import TASK_DOWNLOAD_BASE_MODEL
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.outbox import enqueue
@@ -81,7 +81,7 @@ async def update(resources: Resources, session: AsyncSession, model_id: str, bod
 
 
 async def prepare(resources: Resources, session: AsyncSession, model_id: str) -> CatalogEntry:
-    """Queue the GPU-worker task that fills the HF cache (hub) or re-checks the folder (local).
+    """Queue the CPU-worker task that fills the HF cache (hub) or re-checks the folder (local).
 
     Asking again while a download runs is allowed: a lost task must never leave an entry stuck,
     and the hub client's file locks make two downloads of one snapshot safe.

@@ -5,7 +5,8 @@ state.py      RunState; decode(line) -> the typed messages of app/training/callb
 supervise.py  the training command, its process, the relay of its messages, the control loop
 progress.py   steps, evaluations, checkpoints; what an earlier attempt's journal holds unrecorded
 outcome.py    success (weights, result file, registry, model row), stop, retry or failure
-record.py     the worker's fenced writes of the job row and its events
+record.py     the worker's fenced writes of the job row and its events (and the re-queue)
+shutdown.py   a warm shutdown of the worker stops the trainer at a checkpoint and hands the job back
 mlflow_run.py one MLflow run per job: params, metrics, artifacts, registry version
 """
 

@@ -14,9 +14,7 @@ from typing import Any
 
 from app.artifacts.archive import write_manifest
 from app.core import ids
-from app.core.celery_app import TASK_RUN_FINETUNE
 from app.core.database import utcnow
-from app.core.outbox import enqueue, relay
 from app.core.worker_context import WorkerContext
 from app.files import repository as files
 from app.files.tables import File
@@ -25,7 +23,7 @@ from app.finetuned.tables import FineTunedModel
 from app.jobs import events, repository, service
 from app.jobs.events import NewEvent
 from app.jobs.tables import Job, JobEvent
-from app.jobs.worker import mlflow_run, record
+from app.jobs.worker import mlflow_run, record, shutdown
 from app.jobs.worker.state import RunState
 from app.training.callbacks import TrainingOutputs
 
@@ -60,6 +58,8 @@ async def conclude(context: WorkerContext, state: RunState, return_code: int, el
     # `cancelled` (or `paused`) must not end otherwise, even if its training finished meanwhile.
     if state.cancel or state.pause:
         return await _stopped(context, state)
+    if return_code != EXIT_OK and state.shutdown and state.error is None:
+        return await shutdown.hand_back(context, state)
     if state.error is not None and state.error.code not in RETRIED_ERRORS:
         code = state.error.code or "training_error"
         if code in FINAL_ERRORS or return_code == EXIT_ERROR:
@@ -105,28 +105,11 @@ async def _retry_or_fail(context: WorkerContext, state: RunState, return_code: i
         await record.fail(context, job, state.attempt, "max_attempts_exceeded", message)
         return "failed"
 
-    async def requeue() -> list[int]:
-        async with context.sessionmaker() as session:
-            if not await repository.update_fenced(
-                session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow()
-            ):
-                return []
-            requeued = NewEvent(
-                f"Training process ended unexpectedly (code {return_code}); "
-                "re-queued to resume from the latest checkpoint",
-                level="warn",
-            )
-            repository.add_event(session, job.id, requeued, attempt=state.attempt)
-            message = enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
-            await session.commit()
-            return [message.id]
-
-    messages = await context.write(requeue, f"job {job.id}: re-queue")
-    try:
-        if messages:
-            await relay(context.sessionmaker, messages)
-    except Exception:  # the message is in the outbox: the reconciler publishes it
-        logger.exception("job %s: re-queue message not published now; the reconciler will", job.id)
+    requeued = NewEvent(
+        f"Training process ended unexpectedly (code {return_code}); re-queued to resume from the latest checkpoint",
+        level="warn",
+    )
+    await record.requeue(context, state, requeued)
     return "requeued"
 
 

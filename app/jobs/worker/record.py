@@ -4,15 +4,20 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import Any
 
+from app.core.celery_app import TASK_RUN_FINETUNE
 from app.core.database import utcnow
+from app.core.outbox import enqueue, relay
 from app.core.worker_context import WorkerContext
 from app.jobs import events, repository
 from app.jobs.events import NewEvent
 from app.jobs.tables import Job, JobEvent
 from app.jobs.worker.state import RunState, work_dir_of
+
+logger = logging.getLogger(__name__)
 
 
 async def update_job(context: WorkerContext, state: RunState, **values: Any) -> None:
@@ -68,3 +73,32 @@ async def fail(context: WorkerContext, job: Job, attempt: int, code: str, messag
         await events.publish(context.redis, event)
         await events.publish_status(context.redis, job.id, "failed")
     shutil.rmtree(work_dir_of(context, job.id) / "output", ignore_errors=True)
+
+
+async def requeue(context: WorkerContext, state: RunState, event: NewEvent, **values: Any) -> bool:
+    """Back to `queued` with its message in the outbox, published now (else by the reconciler); False if fenced out."""
+    job = state.job
+
+    async def write() -> tuple[JobEvent, int] | None:
+        async with context.sessionmaker() as session:
+            if not await repository.update_fenced(
+                session, job.id, state.attempt, status="queued", lease_until=None, enqueued_at=utcnow(), **values
+            ):
+                return None
+            row = repository.add_event(session, job.id, event, attempt=state.attempt)
+            message = enqueue(session, None, TASK_RUN_FINETUNE, [job.id], priority=job.priority)
+            await session.commit()
+            return row, message.id
+
+    written = await context.write(write, f"job {job.id}: re-queue")
+    if written is None:
+        state.fenced_out = True
+        return False
+    row, message_id = written
+    try:
+        await relay(context.sessionmaker, [message_id])  # this message only: the reconciler relays the rest
+    except Exception:  # the message is in the outbox: the reconciler publishes it
+        logger.exception("job %s: re-queue message not published now; the reconciler will", job.id)
+    await events.publish(context.redis, row)
+    await events.publish_status(context.redis, job.id, "queued")
+    return True

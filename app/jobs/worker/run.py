@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.catalog import repository as catalog
+from app.catalog.sources import unavailable
 from app.catalog.tables import CatalogEntry
 from app.core.worker_context import WorkerContext
 from app.files import repository as files
@@ -43,6 +44,9 @@ async def run_job(context: WorkerContext, job_id: str) -> str:
         await record.fail(context, job, attempt, "max_attempts_exceeded", message)
         return "failed"
     assert entry is not None
+    if problem := unavailable(entry.id, entry.source, f"the GPU worker {worker_name}"):
+        await record.fail(context, job, attempt, "base_model_unavailable", problem)
+        return "failed"
     state = RunState(job=job, attempt=attempt, work_dir=work_dir_of(context, job_id))
     # Until the trainer's control loop heartbeats, the lease is kept here: preparing (MLflow, journals)
     # can outlast a lease, and the reconciler would then hand the job to another attempt.

@@ -20,6 +20,7 @@ class RunState:
     fenced_out: bool = False  # another attempt owns the job now: write nothing more
     cancel: bool = False
     pause: bool = False
+    shutdown: bool = False  # the worker is shutting down: the trainer was stopped to hand the job back
     done: TrainingOutputs | None = None
     error: RunFailed | None = None
     last_step: int = 0

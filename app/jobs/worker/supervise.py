@@ -26,7 +26,7 @@ import pynvml
 from app.core.config import Settings
 from app.core.worker_context import WorkerContext
 from app.jobs import repository
-from app.jobs.worker import mlflow_run, progress
+from app.jobs.worker import mlflow_run, progress, shutdown
 from app.jobs.worker.state import RunState, decode, first_failure, journal_of, rank_errors_of
 from app.training.process import set_parent_death_signal
 
@@ -151,7 +151,8 @@ async def _control_loop(context: WorkerContext, state: RunState, process: asynci
             state.fenced_out = True
         else:
             state.cancel, state.pause = flags
-        if (state.fenced_out or state.cancel or state.pause) and not state.stop_sent:
+        state.shutdown = state.shutdown or shutdown.requested()
+        if (state.fenced_out or state.cancel or state.pause or state.shutdown) and not state.stop_sent:
             state.stop_sent = True
             process.send_signal(signal.SIGTERM)
         if rank_failed_at is None and any(rank_errors_of(state.work_dir, state.attempt).glob("rank-*.json")):
