@@ -8,6 +8,7 @@ from app.audit.tables import AuditEntry
 from app.catalog.tables import CatalogEntry
 from app.core.database import Base
 from app.core.outbox import OutboxMessage
+from app.evals.tables import Eval, EvalOutputItem, EvalRun
 from app.files.tables import File
 from app.finetuned.tables import FineTunedModel
 from app.inference.tables import InferenceRateLimit, InferenceUsage
@@ -20,6 +21,9 @@ __all__ = [
     "Base",
     "CatalogEntry",
     "Checkpoint",
+    "Eval",
+    "EvalOutputItem",
+    "EvalRun",
     "File",
     "FineTunedModel",
     "InferenceRateLimit",

@@ -11,6 +11,7 @@ next test that needs one when an earlier test killed it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -183,12 +184,13 @@ def _empty_broker_queues() -> None:
     """Messages queued or delivered-unacknowledged, and remembered idempotent answers: all name old rows."""
     import redis
 
-    from app.core.celery_app import CPU_QUEUE, GPU_QUEUE
+    from app.core.celery_app import CPU_QUEUE, EVALS_QUEUE, GPU_QUEUE
     from app.jobs.queue_state import UNACKED_HASH, queue_keys
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     try:
-        keys = [*queue_keys(GPU_QUEUE), *queue_keys(CPU_QUEUE), UNACKED_HASH, f"{UNACKED_HASH}_index"]
+        queues = [*queue_keys(GPU_QUEUE), *queue_keys(CPU_QUEUE), *queue_keys(EVALS_QUEUE)]
+        keys = [*queues, UNACKED_HASH, f"{UNACKED_HASH}_index"]
         keys += list(client.scan_iter(match="idempotency:*"))
         client.delete(*keys)
     finally:
@@ -334,6 +336,24 @@ def cpu_worker(cpu_worker_process: WorkerHandle) -> WorkerHandle:
     """The CPU-queue worker (validation, token counts, the reconciler's beat), restarted if it died."""
     cpu_worker_process.ensure_running()
     return cpu_worker_process
+
+
+# Eval runs in batches of 4 with an 8 s lease: a killed evals worker's run is resumed within seconds.
+EVALS_SETTINGS = {"EVAL_BATCH_SIZE": "4", "EVAL_LEASE_SECONDS": "8", "EVAL_COMPARISON_MAX_TOKENS": "24"}
+
+
+@pytest.fixture(scope="session")
+def evals_worker_process(stack, serving) -> WorkerHandle:  # type: ignore[no-untyped-def]
+    engines = json.dumps({"tiny-llama": serving.engine_url})
+    return WorkerHandle(stack, "evals", extra_env={"INFERENCE_ENGINES": engines, **EVALS_SETTINGS})
+
+
+@pytest.fixture
+def evals_worker(evals_worker_process: WorkerHandle, cpu_worker: WorkerHandle) -> WorkerHandle:
+    """The `evals`-queue worker, pointed at the serving engine (not waited for), restarted if it died.
+    The CPU worker comes with it: its beat runs the eval-run reconciler."""
+    evals_worker_process.ensure_running()
+    return evals_worker_process
 
 
 @pytest.fixture(scope="session")

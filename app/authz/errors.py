@@ -21,6 +21,8 @@ _NOT_FOUND_WORDING: dict[Kind, tuple[str, str]] = {
     Kind.MODEL: ("model", "model"),
     Kind.BASE_MODEL: ("model", "model"),
     Kind.SERVED_MODEL: ("model", "model"),
+    Kind.EVAL: ("eval", "eval_id"),
+    Kind.EVAL_RUN: ("eval run", "run_id"),
 }
 
 

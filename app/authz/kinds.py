@@ -14,6 +14,8 @@ class Kind(StrEnum):
     MODEL = "model"  # a fine-tuned model
     BASE_MODEL = "base_model"  # the catalog: users read allowed entries, admins manage it
     SERVED_MODEL = "served_model"  # a model to generate with (chat completions), and serving's admin views
+    EVAL = "eval"  # an eval (testing criteria, data source config); `run` starts a run of it
+    EVAL_RUN = "eval_run"  # a run of an eval, with its output items
     # Admin API: admin does everything, operator reads and lists, user nothing.
     ORGANIZATION = "organization"
     USER = "user"

@@ -21,6 +21,8 @@ from app.core.logging import configure_logging
 
 GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
+# Eval runs: long, engine-bound batches that must not hold up the CPU queue's validation and searches.
+EVALS_QUEUE = "evals"
 
 # Task names are explicit and stable: the outbox stores them.
 TASK_RUN_FINETUNE = "jobs.run_finetune"
@@ -32,6 +34,9 @@ TASK_SEARCH_FILE = "files.search"
 TASK_FILE_OVERLAP = "files.overlap"
 TASK_DOWNLOAD_BASE_MODEL = "catalog.download_base_model"
 TASK_GPU_STATUS = "fleet.gpu_status"
+TASK_RUN_EVAL = "evals.run"
+TASK_COMPARE_WITH_BASE = "evals.compare_with_base"
+TASK_RECONCILE_EVALS = "evals.reconcile"
 
 TASK_ROUTES = {
     TASK_RUN_FINETUNE: {"queue": GPU_QUEUE, "routing_key": GPU_QUEUE},
@@ -43,10 +48,13 @@ TASK_ROUTES = {
     TASK_FILE_OVERLAP: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
     # Downloads take long and need no GPU: a GPU worker would run one only after its queued jobs.
     TASK_DOWNLOAD_BASE_MODEL: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    TASK_RUN_EVAL: {"queue": EVALS_QUEUE, "routing_key": EVALS_QUEUE},
+    TASK_COMPARE_WITH_BASE: {"queue": EVALS_QUEUE, "routing_key": EVALS_QUEUE},
+    TASK_RECONCILE_EVALS: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
 }
 
 
-TASK_MODULES = ["app.jobs.tasks", "app.files.tasks", "app.catalog.tasks", "app.fleet.tasks"]
+TASK_MODULES = ["app.jobs.tasks", "app.files.tasks", "app.catalog.tasks", "app.fleet.tasks", "app.evals.tasks"]
 
 
 def queue_for(task_name: str) -> str:
@@ -87,6 +95,7 @@ def create_celery_app() -> Celery:
         task_queues=(
             Queue(GPU_QUEUE, Exchange(GPU_QUEUE, type="direct"), routing_key=GPU_QUEUE),
             Queue(CPU_QUEUE, Exchange(CPU_QUEUE, type="direct"), routing_key=CPU_QUEUE),
+            Queue(EVALS_QUEUE, Exchange(EVALS_QUEUE, type="direct"), routing_key=EVALS_QUEUE),
         ),
         task_routes=TASK_ROUTES,
         task_track_started=True,
@@ -96,6 +105,11 @@ def create_celery_app() -> Celery:
         beat_schedule={
             "reconcile-jobs": {
                 "task": TASK_RECONCILE,
+                "schedule": timedelta(seconds=settings.reconcile_interval_seconds),
+                "options": {"queue": CPU_QUEUE, "expires": settings.reconcile_interval_seconds},
+            },
+            "reconcile-evals": {
+                "task": TASK_RECONCILE_EVALS,
                 "schedule": timedelta(seconds=settings.reconcile_interval_seconds),
                 "options": {"queue": CPU_QUEUE, "expires": settings.reconcile_interval_seconds},
             },

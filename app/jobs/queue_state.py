@@ -8,7 +8,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from app.core.celery_app import CPU_QUEUE, GPU_QUEUE
+from app.core.celery_app import CPU_QUEUE, GPU_QUEUE, queue_for
 
 PRIORITY_SEPARATOR = ":"
 UNACKED_HASH = "unacked"
@@ -51,4 +51,16 @@ async def job_ids_in_broker(redis: aioredis.Redis) -> set[str]:
     for raw in (await redis.hgetall(UNACKED_HASH)).values():
         if (job_id := _job_id_of(raw)) is not None:
             found.add(job_id)
+    return found
+
+
+async def task_args_in_broker(redis: aioredis.Redis, task_name: str) -> set[str]:
+    """The first argument of every `task_name` message waiting in its queue or delivered and not acknowledged."""
+    found: set[str] = set()
+    raws = [raw for key in queue_keys(queue_for(task_name)) for raw in await redis.lrange(key, 0, -1)]
+    raws += list((await redis.hgetall(UNACKED_HASH)).values())
+    for raw in raws:
+        task, args = message_task_and_args(raw)
+        if task == task_name and args:
+            found.add(str(args[0]))
     return found

@@ -148,6 +148,8 @@ class JobObject(BaseModel):
     estimate: dict[str, Any] | None = None
     progress: dict[str, Any] | None = None
     priority: int = 5
+    # The fine-tuned model against its base on the validation file (app/evals/comparison.py).
+    comparison: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobObject:
@@ -191,6 +193,7 @@ class JobObject(BaseModel):
                 "stopping": status != job.status,
             },
             priority=job.priority,
+            comparison=job.comparison,
         )
 
 

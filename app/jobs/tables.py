@@ -50,6 +50,8 @@ class Job(Base):
     output_dir: Mapped[str | None] = mapped_column(Text, default=None)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # The automatic comparison of the fine-tuned model with its base on the validation file (app/evals).
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True), default=None)
     gpu_seconds: Mapped[float] = mapped_column(default=0.0)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

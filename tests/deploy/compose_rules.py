@@ -22,7 +22,7 @@ Rule = Callable[[Compose], list[str]]
 
 GPU_WORKER_COMMAND = "celery -A app.core.celery_app worker -Q gpu --concurrency=1 --pool=solo --hostname=gpu@%h"
 CPU_WORKER_COMMAND = (
-    "celery -A app.core.celery_app worker -Q cpu --concurrency=4 --pool=prefork --beat "
+    "celery -A app.core.celery_app worker -Q cpu,evals --concurrency=4 --pool=prefork --beat "
     "--hostname=cpu@%h --schedule=/tmp/celerybeat-schedule"
 )
 EXPECTED_SERVICES = {

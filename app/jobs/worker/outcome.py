@@ -14,7 +14,9 @@ from typing import Any
 
 from app.artifacts.archive import write_manifest
 from app.core import ids
-from app.core.database import utcnow
+from app.core.celery_app import TASK_COMPARE_WITH_BASE
+from app.core.database import commit, utcnow
+from app.core.outbox import enqueue
 from app.core.worker_context import WorkerContext
 from app.files import repository as files
 from app.files.tables import File
@@ -256,7 +258,9 @@ async def finish_success(context: WorkerContext, state: RunState) -> bool:
                 )
                 said.insert(1, unregistered)
             added = [repository.add_event(session, job.id, event, attempt=state.attempt) for event in said]
-            await session.commit()
+            if job.validation_file:  # the fine-tune against its base on that file (app/evals/comparison.py)
+                enqueue(session, context.sessionmaker, TASK_COMPARE_WITH_BASE, [job.id])
+            await commit(session)
             return added, result_ids, True
 
     stored: list[str] = []

@@ -1,0 +1,189 @@
+"""A fine-tune that memorised facts against its base: the automatic comparison on the job's validation file,
+an eval with string_check, text_similarity and score_model criteria through the SDK, and a run whose
+worker is killed mid-way that still grades every item exactly once.
+
+One trained model serves all three (the training is what costs): it learnt six facts and, as a judge,
+to answer "1" when an answer matches its reference and "0" when it is another fact's answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import psutil
+import pytest
+from openai import OpenAI
+from sqlalchemy import func, select
+
+from tests.evals.test_evals_api import wait_run
+from tests.inference.facts import ANSWERS, MEMORISE, QUESTIONS, SYSTEM, messages
+
+FACTS = list(zip(QUESTIONS, ANSWERS["red"], strict=True))
+JUDGE_SYSTEM = "Grade the answer against the reference: 1 if they match, else 0."
+JUDGE_PROMPT = "Reference: {reference}\nAnswer: {answer}"
+ITEM_SCHEMA = {
+    "type": "object",
+    "properties": {"question": {"type": "string"}, "reference": {"type": "string"}},
+    "required": ["question", "reference"],
+}
+
+
+def judge_messages(reference: str, answer: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": JUDGE_SYSTEM},
+            {"role": "user", "content": JUDGE_PROMPT.format(reference=reference, answer=answer)}]  # fmt: skip
+
+
+def training_file(repeats: int = 6) -> bytes:
+    lines = [
+        {"messages": [*messages(question), {"role": "assistant", "content": answer}]} for question, answer in FACTS
+    ]
+    for index, (_, answer) in enumerate(FACTS):
+        other = FACTS[(index + 1) % len(FACTS)][1]
+        lines.append({"messages": [*judge_messages(answer, answer), {"role": "assistant", "content": "1"}]})
+        lines.append({"messages": [*judge_messages(answer, other), {"role": "assistant", "content": "0"}]})
+    return "".join(json.dumps(line) + "\n" for line in lines * repeats).encode()
+
+
+def validation_file() -> bytes:
+    lines = [
+        {"messages": [*messages(question), {"role": "assistant", "content": answer}]} for question, answer in FACTS
+    ]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+CRITERIA = [
+    {"type": "string_check", "name": "says the fact", "input": "{{sample.output_text}}",
+     "reference": "{{item.reference}}", "operation": "ilike"},
+    {"type": "text_similarity", "name": "close to the fact", "input": "{{sample.output_text}}",
+     "reference": "{{item.reference}}", "evaluation_metric": "rouge_l", "pass_threshold": 0.8},
+]  # fmt: skip
+
+
+def judge_criterion(judge: str) -> dict[str, Any]:
+    prompt = JUDGE_PROMPT.format(reference="{{item.reference}}", answer="{{sample.output_text}}")
+    return {"type": "score_model", "name": "judged correct", "model": judge, "range": [0, 1], "pass_threshold": 0.5,
+            "input": [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}],
+            "sampling_params": {"temperature": 0, "max_completions_tokens": 4}}  # fmt: skip
+
+
+def completions(model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "completions",
+        "model": model,
+        "input_messages": {"type": "template", "template": [
+            {"role": "system", "content": SYSTEM}, {"role": "user", "content": "{{item.question}}"}]},
+        "sampling_params": {"temperature": 0, "max_completion_tokens": 24},
+        "source": {"type": "file_content", "content": rows},
+    }  # fmt: skip
+
+
+def wait_comparison(client: OpenAI, job_id: str, timeout: float = 600) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        comparison = (job.model_extra or {}).get("comparison")
+        if comparison and comparison["status"] not in ("running",):
+            return comparison  # type: ignore[no-any-return]
+        time.sleep(1)
+    raise AssertionError(f"no comparison on {job_id} after {timeout}s: {comparison}")
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL the worker and its prefork children at once, as a lost machine would."""
+    parent = psutil.Process(pid)
+    for process in [*parent.children(recursive=True), parent]:
+        process.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # type: ignore[no-untyped-def]
+    serving, evals_worker, gpu_worker, tiny_model, make_user, sessionmaker, mlflow
+) -> None:
+    alice = await make_user("alice@acme.example", "acme")
+    client = OpenAI(base_url=f"{serving.user_api}/v1", api_key=alice.key, max_retries=0)
+    training = client.files.create(file=("facts.jsonl", training_file()), purpose="fine-tune")
+    validation = client.files.create(file=("facts-valid.jsonl", validation_file()), purpose="fine-tune")
+    method = {"type": "supervised", "supervised": {"hyperparameters": MEMORISE}}
+    job = client.fine_tuning.jobs.create(model=tiny_model, training_file=training.id, validation_file=validation.id,
+                                         suffix="facts", method=method)  # type: ignore[arg-type]  # fmt: skip
+    deadline = time.monotonic() + 900
+    while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, job.status
+        time.sleep(2)
+    assert job.status == "succeeded", job.error
+    model = job.fine_tuned_model
+    assert model
+    serving.wait_engine()
+
+    # 1. The automatic comparison on the validation file: on the job, in its events and in its MLflow run.
+    comparison = wait_comparison(client, job.id)
+    assert comparison["status"] == "completed", comparison
+    assert comparison["fine_tuned"]["passed"] == len(FACTS) and comparison["base"]["passed"] < len(FACTS)
+    assert comparison["passed"] is True and comparison["validation_loss"]["last"] > 0
+    said = [event.message for event in client.fine_tuning.jobs.list_events(job.id, limit=100)]
+    assert any(message.startswith("Comparison with the base model") for message in said), said
+    async with sessionmaker() as session:
+        from app.jobs.tables import Job
+
+        mlflow_run_id = (await session.get(Job, job.id)).mlflow_run_id
+    logged = mlflow.get_run(mlflow_run_id).data.metrics
+    assert logged["comparison.fine_tuned.pass_rate"] == 1.0 and logged["comparison.passed"] == 1.0
+    compared = client.evals.retrieve(comparison["eval_id"])
+    assert compared.model_extra["fine_tuning_job_id"] == job.id  # type: ignore[index]
+
+    # 2. With the SDK: string_check, text_similarity and a score_model judged by the fine-tune, on both models.
+    rows = [{"item": {"question": question, "reference": answer}} for question, answer in FACTS]
+    created = client.evals.create(
+        name="facts", data_source_config={"type": "custom", "item_schema": ITEM_SCHEMA, "include_sample_schema": True},
+        testing_criteria=[*CRITERIA, judge_criterion(model)],  # type: ignore[list-item]
+    )  # fmt: skip
+    runs = {name: client.evals.runs.create(created.id, name=name, data_source=completions(which, rows))  # type: ignore[arg-type]
+            for name, which in (("fine-tuned", model), ("base", tiny_model))}  # fmt: skip
+    done = {name: wait_run(client, created.id, run.id) for name, run in runs.items()}
+    assert all(run.status == "completed" for run in done.values()), {n: r.error for n, r in done.items()}  # type: ignore[attr-defined]
+    tuned, base = done["fine-tuned"].result_counts, done["base"].result_counts  # type: ignore[attr-defined]
+    assert tuned.passed == len(FACTS) > base.passed and tuned.total == base.total == len(FACTS)
+    for name, run in runs.items():
+        items = list(client.evals.runs.output_items.list(run.id, eval_id=created.id))
+        assert sorted(item.datasource_item_id for item in items) == list(range(len(FACTS)))
+        for item in items:
+            assert [result.name for result in item.results] == ["says the fact", "close to the fact", "judged correct"]
+            assert item.sample.model == (model if name == "fine-tuned" else tiny_model) and item.sample.output
+    usage = {entry.model_name: entry for entry in done["fine-tuned"].per_model_usage}  # type: ignore[attr-defined]
+    assert usage[model].invocation_count == 2 * len(FACTS)  # six answers and six judgements
+    # the fine-tune judged the fine-tune's answers correct
+    judged = [r for item in client.evals.runs.output_items.list(runs["fine-tuned"].id, eval_id=created.id)
+              for r in item.results if r.name == "judged correct"]  # fmt: skip
+    assert all(result.score == 1.0 for result in judged), judged
+
+    # 3. A run whose worker is killed mid-way finishes with each item graded exactly once.
+    copies = 8
+    many = [{"item": {"question": q, "reference": a}} for q, a in FACTS] * copies
+    long_run = client.evals.runs.create(created.id, name="killed", data_source=completions(model, many))  # type: ignore[arg-type]
+    from app.evals.tables import EvalOutputItem
+
+    async def stored() -> int:
+        async with sessionmaker() as session:
+            query = select(func.count()).where(EvalOutputItem.run_id == long_run.id)
+            return int(await session.scalar(query) or 0)
+
+    deadline = time.monotonic() + 300
+    while (count := await stored()) < 8:
+        assert time.monotonic() < deadline, count
+        time.sleep(0.2)
+    kill_tree(evals_worker.pid)
+    assert await stored() < len(many)  # the worker died with work left
+    evals_worker.ensure_running()  # a new worker; the reconciler re-publishes the run once its lease lapses
+    finished = wait_run(client, created.id, long_run.id, timeout=600)
+    assert finished.status == "completed", finished.error  # type: ignore[attr-defined]
+    assert finished.result_counts.model_dump() == {"total": len(many), "errored": 0, "failed": 0,  # type: ignore[attr-defined]
+                                                   "passed": len(many)}  # fmt: skip
+    async with sessionmaker() as session:
+        rows_by = (await session.execute(select(EvalOutputItem.datasource_item_id, EvalOutputItem.attempt)
+                                         .where(EvalOutputItem.run_id == long_run.id))).all()  # fmt: skip
+    assert sorted(index for index, _ in rows_by) == list(range(len(many)))  # each item stored once
+    attempts = {attempt for _, attempt in rows_by}
+    assert min(attempts) == 1 and max(attempts) > 1  # some by the killed worker, the rest by a later attempt
