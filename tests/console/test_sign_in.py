@@ -42,11 +42,11 @@ async def test_wrong_key_refused_then_sign_in_keeps_the_key_in_the_tab_only(cons
     # The keyboard reaches everything in reading order.
     await page.locator(".skip-link").focus()
     order = [await page.evaluate("() => document.activeElement.textContent.trim()")]
-    for _ in range(7):
+    for _ in range(8):
         await page.keyboard.press("Tab")
         order.append(await page.evaluate("() => document.activeElement.textContent.trim()"))
-    assert order == ["Skip to content", "Fine-tuning console", "Jobs", "Files", "Models", "Playground", "Sign out",
-                     "New job"]  # fmt: skip
+    assert order == ["Skip to content", "Fine-tuning console", "Jobs", "Files", "Models", "Evals", "Playground",
+                     "Sign out", "New job"]  # fmt: skip
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", level=1, name="New fine-tuning job")).to_be_visible()
 

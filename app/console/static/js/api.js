@@ -76,12 +76,13 @@ export function enc(id) {
   return encodeURIComponent(id);
 }
 
-// Every item of a cursor-paginated list (OpenAI's `has_more` + `after`), up to `max` items.
-export async function listAll(path, { limit = 100, max = 1000, signal } = {}) {
+// Every item of a cursor-paginated list (OpenAI's `has_more` + `after`), up to `max` items; `params` are the
+// list's own filters (`order`, `status`).
+export async function listAll(path, { limit = 100, max = 1000, params = {}, signal } = {}) {
   const items = [];
   let after = null;
   for (;;) {
-    const page = await getJSON(`${path}${query({ limit, after })}`, { signal });
+    const page = await getJSON(`${path}${query({ ...params, limit, after })}`, { signal });
     items.push(...page.data);
     if (!page.has_more || !page.data.length || items.length >= max) return items;
     after = page.data[page.data.length - 1].id;

@@ -110,9 +110,9 @@ export function section(title, ...children) {
   return h('section', { class: 'panel', 'aria-labelledby': headingId }, h('h2', { id: headingId }, title), children);
 }
 
-export function progressBar(step, total) {
+export function progressBar(step, total, unit = 'steps') {
   if (!total) return h('span', { class: 'muted' }, step ? `step ${step}` : '—');
-  const label = `${step ?? 0} of ${total} steps`;
+  const label = `${step ?? 0} of ${total} ${unit}`;
   return h(
     'span',
     { class: 'progress' },

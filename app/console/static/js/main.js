@@ -11,6 +11,10 @@ const ROUTES = [
   { pattern: /^#\/files$/, page: 'files', section: 'files' },
   { pattern: /^#\/files\/([\w-]+)$/, page: 'file', section: 'files' },
   { pattern: /^#\/models$/, page: 'models', section: 'models' },
+  { pattern: /^#\/evals$/, page: 'evals', section: 'evals' },
+  { pattern: /^#\/evals\/([\w-]+)$/, page: 'eval', section: 'evals' },
+  // A run's `report_url` (app/evals/endpoints.py) points here.
+  { pattern: /^#\/evals\/([\w-]+)\/runs\/([\w-]+)$/, page: 'evalrun', section: 'evals' },
   { pattern: /^#\/playground(?:\/(.+))?$/, page: 'playground', section: 'playground' },
 ];
 

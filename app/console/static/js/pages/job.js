@@ -5,12 +5,15 @@ import {
   alertBox, definitions, formatNumber, formatTime, guarded, h, progressBar, replace, replaceKeepingFocus, section,
   statusBadge, table,
 } from '../dom.js';
+import { comparisonView } from '../evals.js';
 import { followEvents } from '../sse.js';
 import { estimateView, hyperparametersView } from '../views.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 const EVENTS_SHOWN = 200;
 const REFRESH_MILLISECONDS = 2000;
+const COMPARISON_POLL_TICKS = 3; // the job is read again every 3rd tick while its comparison is awaited
+const COMPARISON_WAIT_SECONDS = 600; // how long after the job's end a comparison that has not started is awaited
 
 const LOSS_SERIES = [
   { key: 'train_loss', label: 'Training loss', color: '#2563eb' },
@@ -66,6 +69,10 @@ class JobPage {
     this.region = h('div', { 'aria-live': 'polite' });
     this.controls = h('div', { class: 'actions' });
     this.summary = h('div');
+    this.comparison = h('div', { 'aria-live': 'polite' });
+    this.comparisonPanel = section('Fine-tune vs base', this.comparison);
+    this.comparisonPanel.hidden = true;
+    this.ticks = 0;
     this.progress = h('span', { class: 'progress-cell' });
     this.live = h('span', { class: 'live-state', 'aria-live': 'polite' }, 'connecting…');
     this.latest = h('p', { class: 'latest', 'aria-live': 'off' });
@@ -84,6 +91,7 @@ class JobPage {
       h('div', { class: 'page-head' }, h('h1', {}, 'Job ', h('code', {}, jobId)), this.controls),
       this.region,
       section('Summary', this.summary),
+      this.comparisonPanel,
       section('Training curves', h('div', { class: 'chart-head' }, this.latest, this.live),
         h('h3', {}, 'Loss'), this.lossBox, this.accuracyPanel),
       h('div', { class: 'columns' }, section('Estimate', this.estimate), section('Hyperparameters', this.hyperparameters)),
@@ -113,6 +121,8 @@ class JobPage {
       ? alertBox(`${job.error.code}: ${job.error.message}`) : null);
     replace(this.estimate, estimateView(job.estimate));
     replace(this.hyperparameters, hyperparametersView(job.method?.[job.method?.type]?.hyperparameters));
+    this.comparisonPanel.hidden = !job.comparison;
+    if (job.comparison) replaceKeepingFocus(this.comparison, comparisonView(job.comparison));
     this.drawControls();
     this.drawResults();
   }
@@ -196,8 +206,19 @@ class JobPage {
     replace(this.events, eventRows(newest));
   }
 
+  // A job with a validation file is compared with its base model after it succeeds, when its event stream
+  // has already ended: until the comparison's result is written, the job is read again now and then.
+  awaitingComparison() {
+    const { job } = this;
+    if (!job || job.status !== 'succeeded' || !job.validation_file) return false;
+    if (job.comparison) return job.comparison.status === 'running';
+    return Date.now() / 1000 - (job.finished_at ?? 0) < COMPARISON_WAIT_SECONDS;
+  }
+
   // Between stream events: redraw the events list and re-read what they changed, at most every 2 s.
   async tick() {
+    this.ticks += 1;
+    if (this.awaitingComparison() && this.ticks % COMPARISON_POLL_TICKS === 0) this.changed = true;
     if (this.eventsDirty) this.drawEvents();
     if (this.changed) {
       this.changed = false;
