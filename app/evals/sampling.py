@@ -15,6 +15,7 @@ from app.evals.templates import TemplateError, check_template, render
 SAMPLING_PARAMS = ("temperature", "max_completion_tokens", "top_p", "seed", "response_format")
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text")
+DEFAULT_PARAMS: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0, "seed": 42}
 
 
 def check_data_source(body: Any) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def _check_sampling(value: Any) -> dict[str, Any]:
 
 def request_for(data_source: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     """The chat completion request body of one item (rendered messages plus the sampling params)."""
-    params = data_source.get("sampling_params") or {}
+    params = effective_params(data_source)
     body: dict[str, Any] = {"model": data_source["model"], "messages": messages_for(data_source, item)}
     for name in ("temperature", "top_p", "seed", "response_format"):
         if params.get(name) is not None:
@@ -160,6 +161,13 @@ def request_for(data_source: dict[str, Any], item: dict[str, Any]) -> dict[str, 
     if params.get("max_completion_tokens") is not None:
         body["max_tokens"] = params["max_completion_tokens"]
     return body
+
+
+def effective_params(data_source: dict[str, Any]) -> dict[str, Any]:
+    """The sampling params a run uses: the given ones over OpenAI's documented defaults for eval runs
+    (temperature 1, top_p 1, seed 42; no token cap but the model's context)."""
+    return DEFAULT_PARAMS | {name: value for name, value in (data_source.get("sampling_params") or {}).items()
+                             if value is not None}  # fmt: skip
 
 
 def messages_for(data_source: dict[str, Any], item: dict[str, Any]) -> list[dict[str, str]]:

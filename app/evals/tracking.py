@@ -44,7 +44,7 @@ def metrics_of(run: EvalRun, parent: Eval) -> dict[str, float]:
     return {key: float(value) for key, value in figures.items()}
 
 
-def _log(client: MlflowClient, mlflow_run_id: str | None, run: EvalRun, parent: Eval) -> str:
+def _log(client: MlflowClient, mlflow_run_id: str | None, run: EvalRun, parent: Eval, extra: dict[str, float]) -> str:
     if mlflow_run_id is None:
         experiment = client.get_experiment_by_name(EXPERIMENT)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
@@ -53,7 +53,7 @@ def _log(client: MlflowClient, mlflow_run_id: str | None, run: EvalRun, parent: 
         mlflow_run_id = created.info.run_id
         client.log_param(mlflow_run_id, "model", str(run.model))
         client.set_terminated(mlflow_run_id)
-    for key, value in metrics_of(run, parent).items():
+    for key, value in (metrics_of(run, parent) | extra).items():
         client.log_metric(mlflow_run_id, key, value)
     return mlflow_run_id
 
@@ -67,9 +67,12 @@ async def log_run(context: WorkerContext, run_id: str) -> None:
     if run is None or parent is None:
         return
     target = job.mlflow_run_id if job is not None else run.mlflow_run_id
+    # The run that ended a job's comparison also logs the comparison's result to the job's run.
+    done = job is not None and (job.comparison or {}).get("status") == "completed"
+    extra = comparison_metrics(job.comparison) if done and job is not None and job.comparison else {}
     client = mlflow_client(context.settings.mlflow_tracking_uri)
     try:
-        logged = await asyncio.to_thread(_log, client, target, run, parent)
+        logged = await asyncio.to_thread(_log, client, target, run, parent, extra)
     except Exception:
         logger.exception("eval run %s: its figures could not be logged to MLflow", run_id)
         return

@@ -23,6 +23,13 @@ async def of_job(session: AsyncSession, job_id: str) -> FineTunedModel | None:
     return await session.scalar(select(FineTunedModel).where(FineTunedModel.job_id == job_id))
 
 
+async def by_registry_version(session: AsyncSession, name: str, version: int) -> FineTunedModel | None:
+    """The fine-tuned model whose weights are version `version` of registered model `name`."""
+    named = (FineTunedModel.registry_name == name, FineTunedModel.registry_version == version)
+    query = select(FineTunedModel).where(*named)
+    return await session.scalar(query)
+
+
 async def visible(session: AsyncSession, visible: ColumnElement[bool]) -> Sequence[FineTunedModel]:
     """Models not deleted that the list filter lets the caller read, oldest first."""
     query = select(FineTunedModel).where(visible, FineTunedModel.deleted_at.is_(None))

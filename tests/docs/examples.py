@@ -27,6 +27,7 @@ RUNS = {
     "docs/training.md#1": "tests/docs/test_examples.py::test_training_progress_example",
     "docs/serving.md#1": "tests/inference/test_chat.py::test_fine_tuned_models_answer_their_facts_through_the_sdk",
     "docs/serving.md#2": "tests/inference/test_chat.py::test_fine_tuned_models_answer_their_facts_through_the_sdk",
+    "docs/evals.md#1": "tests/evals/test_evals_api.py::test_jsonl_runs_are_graded_and_listed_with_the_sdk",
 }
 
 

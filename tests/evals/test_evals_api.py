@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
+
+from tests.wire.openai_wire import violations
 
 QUESTION_SCHEMA = {
     "type": "object",
@@ -26,6 +30,13 @@ ROWS = [
     ("Opposite of hot?", "cold", "warm"),
     ("First letter?", "A", "Zebra"),
 ]
+
+
+def assert_openai_shape(user_api: str, key: str, path: str, schema: str) -> dict[str, Any]:
+    """The raw answer at `path`, checked against OpenAI's own schema of it (tests/wire)."""
+    body = httpx.get(f"{user_api}/v1{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+    assert violations(schema, body) == [], body
+    return body  # type: ignore[no-any-return]
 
 
 def wait_run(client: OpenAI, eval_id: str, run_id: str, timeout: float = 240) -> object:
@@ -56,6 +67,7 @@ async def test_jsonl_runs_are_graded_and_listed_with_the_sdk(serving, evals_work
     assert created.data_source_config.schema_["properties"]["item"] == QUESTION_SCHEMA  # type: ignore[union-attr]
     assert [criterion.name for criterion in created.testing_criteria] == ["exact", "close"]
     assert client.evals.retrieve(created.id).name == "capitals"
+    assert_openai_shape(serving.user_api, alice.key, f"/evals/{created.id}", "Eval")
     assert client.evals.update(created.id, name="capital facts").name == "capital facts"
     assert [listed.id for listed in client.evals.list()] == [created.id]
     assert [listed.id for listed in colleague.evals.list()] == [created.id]  # the organization's evals
@@ -90,6 +102,7 @@ async def test_jsonl_runs_are_graded_and_listed_with_the_sdk(serving, evals_work
     one = client.evals.runs.output_items.retrieve(warm.id, eval_id=created.id, run_id=run.id)
     assert one.id == warm.id and one.status == "fail"
     assert [listed.id for listed in client.evals.runs.list(created.id, status="completed")] == [run.id]
+    assert_openai_shape(serving.user_api, alice.key, "/evals", "EvalList")
 
     # A colleague reads and runs the eval, but may not delete it or cancel alice's run; another tenant sees none.
     assert colleague.evals.runs.retrieve(run.id, eval_id=created.id).id == run.id
@@ -102,6 +115,7 @@ async def test_jsonl_runs_are_graded_and_listed_with_the_sdk(serving, evals_work
     assert "completed" in finished.value.message
 
     assert_bad_input_is_refused(client, created.id)
+    await assert_docs_example_runs(serving.user_api, alice.key)
 
     assert client.evals.runs.delete(run.id, eval_id=created.id).deleted
     with pytest.raises(openai.NotFoundError):
@@ -145,3 +159,14 @@ def assert_bad_input_is_refused(client: OpenAI, eval_id: str) -> None:
             "input_messages": {"type": "item_reference", "item_reference": "item.messages"},
             "source": {"type": "file_content", "content": [{"item": {"question": "Q", "answer": "A"}}]}})  # type: ignore[arg-type]  # fmt: skip
     assert unknown_model.value.code == "model_not_found"
+
+
+async def assert_docs_example_runs(user_api: str, key: str) -> None:
+    """docs/evals.md's example, as written (tests/docs/examples.py)."""
+    from tests.docs.examples import run_example
+
+    names = await run_example("docs/evals.md#1", {"http://127.0.0.1:8080/v1": f"{user_api}/v1",
+                                                 '"sk-ft-..."': f'"{key}"'})  # fmt: skip
+    assert names["run"].status == "completed"
+    assert names["run"].result_counts.model_dump() == {"total": 2, "errored": 0, "failed": 1, "passed": 1}
+    assert names["item"].datasource_item["answer"] == "Lima"

@@ -12,12 +12,13 @@ import json
 import time
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 from openai import OpenAI
 from sqlalchemy import func, select
 
-from tests.evals.test_evals_api import wait_run
+from tests.evals.test_evals_api import assert_openai_shape, wait_run
 from tests.inference.facts import ANSWERS, MEMORISE, QUESTIONS, SYSTEM, messages
 
 FACTS = list(zip(QUESTIONS, ANSWERS["red"], strict=True))
@@ -133,6 +134,7 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     assert logged["comparison.fine_tuned.pass_rate"] == 1.0 and logged["comparison.passed"] == 1.0
     compared = client.evals.retrieve(comparison["eval_id"])
     assert compared.model_extra["fine_tuning_job_id"] == job.id  # type: ignore[index]
+    await assert_registry_requires_the_comparison(serving, make_user, sessionmaker, model)
 
     # 2. With the SDK: string_check, text_similarity and a score_model judged by the fine-tune, on both models.
     rows = [{"item": {"question": question, "reference": answer}} for question, answer in FACTS]
@@ -145,13 +147,22 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     done = {name: wait_run(client, created.id, run.id) for name, run in runs.items()}
     assert all(run.status == "completed" for run in done.values()), {n: r.error for n, r in done.items()}  # type: ignore[attr-defined]
     tuned, base = done["fine-tuned"].result_counts, done["base"].result_counts  # type: ignore[attr-defined]
-    assert tuned.passed == len(FACTS) > base.passed and tuned.total == base.total == len(FACTS)
+    shown = "\n".join(
+        json.dumps([result.model_dump() for result in item.results])
+        for item in client.evals.runs.output_items.list(runs["fine-tuned"].id, eval_id=created.id)
+    )
+    assert tuned.passed == len(FACTS) > base.passed and tuned.total == base.total == len(FACTS), shown
     for name, run in runs.items():
         items = list(client.evals.runs.output_items.list(run.id, eval_id=created.id))
         assert sorted(item.datasource_item_id for item in items) == list(range(len(FACTS)))
         for item in items:
             assert [result.name for result in item.results] == ["says the fact", "close to the fact", "judged correct"]
             assert item.sample.model == (model if name == "fine-tuned" else tiny_model) and item.sample.output
+    tuned_run = runs["fine-tuned"].id
+    assert_openai_shape(serving.user_api, alice.key, f"/evals/{created.id}/runs/{tuned_run}", "EvalRun")
+    assert_openai_shape(serving.user_api, alice.key, f"/evals/{created.id}/runs", "EvalRunList")
+    assert_openai_shape(serving.user_api, alice.key, f"/evals/{created.id}/runs/{tuned_run}/output_items",
+                        "EvalRunOutputItemList")  # fmt: skip
     usage = {entry.model_name: entry for entry in done["fine-tuned"].per_model_usage}  # type: ignore[attr-defined]
     assert usage[model].invocation_count == 2 * len(FACTS)  # six answers and six judgements
     # the fine-tune judged the fine-tune's answers correct
@@ -187,3 +198,19 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     assert sorted(index for index, _ in rows_by) == list(range(len(many)))  # each item stored once
     attempts = {attempt for _, attempt in rows_by}
     assert min(attempts) == 1 and max(attempts) > 1  # some by the killed worker, the rest by a later attempt
+
+
+async def assert_registry_requires_the_comparison(serving, make_user, sessionmaker, model: str) -> None:  # type: ignore[no-untyped-def]
+    """An alias moves to a version whose comparison passed; a version without one is refused (409)."""
+    from app.finetuned.tables import FineTunedModel
+
+    admin = await make_user("root@ops.example", "ops", roles=["admin"])
+    async with sessionmaker() as session:
+        row = await session.get(FineTunedModel, model)
+    url = f"{serving.admin_api}/admin/v1/registry/{row.registry_name}/aliases/champion"
+    gated = {"version": row.registry_version, "require_passing_comparison": True}
+    moved = httpx.put(url, json=gated, headers=admin.headers, timeout=30)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["aliases"]["champion"] == row.registry_version
+    unknown = httpx.put(url, json=gated | {"version": row.registry_version + 1}, headers=admin.headers, timeout=30)
+    assert unknown.status_code == 409 and unknown.json()["error"]["code"] == "comparison_not_passed", unknown.text

@@ -9,7 +9,8 @@ JSON Schema 2020-12 meaning:
 - `exclusiveMinimum: true` / `exclusiveMaximum: true` (3.0 booleans beside `minimum` /
   `maximum`) become the 2020-12 numeric bounds;
 - `#/components/schemas/X` references point into `$defs`;
-- `x-…` extensions and OpenAPI's `discriminator` are annotations only, and dropped.
+- `x-…` extensions and OpenAPI's `discriminator` are annotations only, and dropped;
+- JSON Schema 2019-09's `$recursiveRef: "#"` (CompoundFilter) becomes a `$ref` to its own component.
 
 One deliberate amendment, `AMENDMENTS` below: the spec's FineTuningJob `status` enum lists no
 `paused`, yet its own pause example answers `"status": "paused"` (and OpenAI's API does).
@@ -29,24 +30,32 @@ VENDORED = Path(__file__).with_name("openai_schemas.json")
 REF_PREFIX = "#/components/schemas/"
 # (schema, property, value added to its enum, why): kept small, and each one argued.
 AMENDMENTS = (("FineTuningJob", "status", "paused", "the spec's pauseFineTuningJob example answers status 'paused'"),)
+# (schema, property path, why) admitted as null: the spec requires an object where OpenAI's own examples answer null.
+NULLABLE = (
+    ("EvalRun", ("error",), 'a run without an error: the spec\'s run examples answer "error": null'),
+    ("EvalRunOutputItem", ("sample", "error"), "an item sampled without an error: the examples answer null"),
+    ("EvalRunOutputItem", ("sample", "max_completion_tokens"), "no cap asked: the model's context is the cap"),
+)
 
 
-def to_json_schema(node: Any) -> Any:
-    """One OpenAPI schema object as JSON Schema 2020-12 (see the module docstring)."""
+def to_json_schema(node: Any, name: str = "") -> Any:
+    """One OpenAPI schema object (the component `name`) as JSON Schema 2020-12 (see the module docstring)."""
     if isinstance(node, list):
-        return [to_json_schema(item) for item in node]
+        return [to_json_schema(item, name) for item in node]
     if not isinstance(node, dict):
         return node
     converted: dict[str, Any] = {}
     for key, value in node.items():
-        if key.startswith("x-") or key in ("discriminator", "nullable"):
+        if key.startswith("x-") or key in ("discriminator", "nullable", "$recursiveAnchor"):
             continue
         if key == "$ref" and isinstance(value, str) and value.startswith(REF_PREFIX):
             converted[key] = "#/$defs/" + value[len(REF_PREFIX) :]
+        elif key == "$recursiveRef" and value == "#":  # 2019-09's self reference: the component itself
+            converted["$ref"] = f"#/$defs/{name}"
         elif key in ("properties", "patternProperties", "$defs"):
-            converted[key] = {name: to_json_schema(item) for name, item in value.items()}
+            converted[key] = {prop: to_json_schema(item, name) for prop, item in value.items()}
         else:
-            converted[key] = to_json_schema(value)
+            converted[key] = to_json_schema(value, name)
     for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if converted.get(flag) is True:
             converted[flag] = converted.pop(bound)
@@ -76,11 +85,16 @@ def vendored() -> dict[str, Any]:
 @cache
 def definitions() -> dict[str, Any]:
     """Every vendored schema, converted, with the amendments applied."""
-    converted = {name: to_json_schema(schema) for name, schema in vendored()["schemas"].items()}
+    converted = {name: to_json_schema(schema, name) for name, schema in vendored()["schemas"].items()}
     for schema, field, value, _ in AMENDMENTS:
         enum = converted[schema]["properties"][field]["enum"]
         if value not in enum:
             enum.append(value)
+    for schema, path, _ in NULLABLE:
+        node = converted[schema]
+        for part in path[:-1]:
+            node = node["properties"][part]
+        node["properties"][path[-1]] = {"anyOf": [node["properties"][path[-1]], {"type": "null"}]}
     return converted
 
 

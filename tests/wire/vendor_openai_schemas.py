@@ -38,6 +38,13 @@ ROOTS = (
     # Serving (`/v1/chat/completions`): the answer, streamed or not.
     "CreateChatCompletionResponse",
     "CreateChatCompletionStreamResponse",
+    # Evaluation (`/v1/evals`): evals, runs and output items, one by one and in lists.
+    "Eval",
+    "EvalList",
+    "EvalRun",
+    "EvalRunList",
+    "EvalRunOutputItem",
+    "EvalRunOutputItemList",
 )
 
 

@@ -67,9 +67,15 @@ async def delete_model(request: Request, session: SessionDep, settings: Settings
     response_model=RegistryModelObject,
     dependencies=[allow(Kind.REGISTRY_MODEL, "update")],
 )
-async def set_alias(request: Request, body: AliasSet, settings: SettingsDep, name: str,
+async def set_alias(request: Request, body: AliasSet, session: SessionDep, settings: SettingsDep, name: str,
                     alias: Alias) -> RegistryModelObject:  # fmt: skip
-    """Point an alias (e.g. `champion`) at a version; an alias already set moves to it."""
+    """Point an alias (e.g. `champion`) at a version; an alias already set moves to it.
+
+    With `require_passing_comparison` (or REGISTRY_REQUIRE_PASSING_COMPARISON), only a version whose
+    fine-tune passed its automatic comparison with its base model gets the alias (409 otherwise)."""
+    required = body.require_passing_comparison
+    if required if required is not None else settings.registry_require_passing_comparison:
+        await service.check_comparison(session, name, body.version)
     model = await service.set_alias(settings.mlflow_tracking_uri, name, alias, body.version)
     mark_resource(request, "registry_model", name, alias=alias, version=body.version)
     return model

@@ -72,6 +72,9 @@ MAX_REGISTRY_VERSION = 2**31 - 1
 class AliasSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1, le=MAX_REGISTRY_VERSION)
+    # Move the alias only if the version's fine-tune passed its automatic comparison with its base model
+    # (app/evals/comparison.py); unset: the platform's REGISTRY_REQUIRE_PASSING_COMPARISON decides.
+    require_passing_comparison: bool | None = None
 
 
 def registry_link(row: FineTunedModel, described: dict[str, Any] | None, error: str | None) -> RegistryLink:

@@ -10,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.registry import mlflow_registry as registry
 from app.admin.registry.schemas import RESERVED_ALIAS, FineTunedModelObject, RegistryModelObject, registry_link
 from app.authz import Authorizer, Principal
-from app.core.errors import BadRequest, NotFound, PlatformError
+from app.core.errors import BadRequest, Conflict, NotFound, PlatformError
 from app.finetuned import repository
 from app.finetuned import service as finetuned
 from app.finetuned.tables import FineTunedModel
+from app.jobs import repository as jobs
 
 
 async def _described(tracking_uri: str, names: set[str]) -> dict[str, tuple[dict[str, Any] | None, str | None]]:
@@ -83,6 +84,33 @@ async def registered_model(tracking_uri: str, name: str) -> RegistryModelObject:
 def _check_alias(alias: str) -> None:
     if RESERVED_ALIAS.match(alias):
         raise BadRequest(f"'{alias}' is reserved by MLflow (it names versions); choose another alias.", param="alias")
+
+
+async def check_comparison(session: AsyncSession, name: str, version: int) -> None:
+    """409 unless version `version` of `name` is a fine-tune whose comparison with its base passed."""
+    row = await repository.by_registry_version(session, name, version)
+    job = await jobs.get(session, row.job_id) if row is not None else None
+    comparison = (job.comparison if job is not None else None) or {}
+    if comparison.get("status") == "completed" and comparison.get("passed"):
+        return
+    if job is None:
+        reason = "it is not a fine-tune of this platform, so it has no comparison"
+    elif not job.validation_file:
+        reason = f"its job {job.id} had no validation file, so it was never compared with its base model"
+    elif comparison.get("status") in (None, "running"):
+        reason = f"the comparison of its job {job.id} with its base model has not finished"
+    elif comparison.get("status") == "completed":
+        fine_tuned, base = comparison["fine_tuned"], comparison["base"]
+        reason = (f"its fine-tune passed {fine_tuned['passed']}/{fine_tuned['total']} validation items against its "
+                  f"base model's {base['passed']}/{base['total']}")  # fmt: skip
+    else:
+        reason = f"the comparison of its job {job.id} is {comparison['status']}: {comparison.get('reason', '')}"
+    raise Conflict(
+        f"Version {version} of '{name}' has no passing comparison with its base model: {reason}.",
+        param="version",
+        code="comparison_not_passed",
+        details={"comparison": comparison or None},
+    )
 
 
 async def set_alias(tracking_uri: str, name: str, alias: str, version: int) -> RegistryModelObject:
