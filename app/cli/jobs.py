@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -257,12 +258,14 @@ def list_jobs(
     print_table(state.out, table(columns, rows, ids=("ID", "MODEL", "FINE-TUNED MODEL")))
 
 
-def fetch_pages(state: CliState, path: str, limit: int, all_pages: bool) -> list[dict[str, Any]]:
-    """OpenAI-style pages followed through `after` while `has_more` says so."""
+def fetch_pages(
+    state: CliState, path: str, limit: int, all_pages: bool, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """OpenAI-style pages followed through `after` while `has_more` says so; `params` go with every page."""
     items: list[dict[str, Any]] = []
     after: str | None = None
     while True:
-        page = state.client().get(path, {"limit": limit, "after": after})
+        page = state.client().get(path, {**(params or {}), "limit": limit, "after": after})
         items += page["data"]
         if not (all_pages and page.get("has_more") and page["data"]):
             return items

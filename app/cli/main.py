@@ -1,4 +1,4 @@
-"""The `finetune` command: login, files, jobs, models, chat (entry point `app.cli.main:app`)."""
+"""The `finetune` command: login, files, jobs, models, evals, chat (entry point `app.cli.main:app`)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from app.cli.config import (
 )
 from app.cli.context import CliState, JsonOption, state_of
 from app.cli.errors import CliError, ExitCode
+from app.cli.evals import evals_app
 from app.cli.files import files_app
 from app.cli.jobs import jobs_app
 from app.cli.models import models_app
@@ -57,6 +58,7 @@ app = typer.Typer(
 app.add_typer(files_app, name="files")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(models_app, name="models")
+app.add_typer(evals_app, name="evals")
 app.command("chat")(chat)
 
 
