@@ -38,6 +38,10 @@ ENGINE_WAIT_SECONDS = 300.0
 ENGINE_RETRY_SECONDS = 3.0
 
 
+class RunLost(Exception):
+    """This attempt no longer holds the run (cancelled, deleted, or taken over): it stops, writing nothing."""
+
+
 class EngineDown(Exception):
     """The engine did not answer: the batch is tried again (nothing of it was stored)."""
 
@@ -107,9 +111,11 @@ async def _run(context: WorkerContext, gateway: InferenceGateway, run_id: str, a
     todo = [index for index in range(len(rows)) if index not in stored]
     for start in range(0, len(todo), settings.eval_batch_size):
         batch = todo[start : start + settings.eval_batch_size]
-        graded = await _with_engine(
-            context, run_id, attempt, functools.partial(_grade_batch, models, run, parent, rows, batch, attempt)
-        )
+        work = functools.partial(_grade_batch, models, run, parent, rows, batch, attempt)
+        try:
+            graded = await _with_engine(context, run_id, attempt, work)
+        except RunLost:
+            return "stopped"
         if not await _store(context, run_id, attempt, graded):
             return "stopped"  # cancelled, deleted, or another attempt took the run over
     return await _finish(context, run_id, attempt)
@@ -144,7 +150,8 @@ async def _with_engine(
             )
             await asyncio.sleep(ENGINE_RETRY_SECONDS)
             waited += ENGINE_RETRY_SECONDS
-            await _renew(context, run_id, attempt)
+            if not await _renew(context, run_id, attempt):
+                raise RunLost from None
 
 
 async def _grade_batch(

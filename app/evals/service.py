@@ -14,7 +14,7 @@ from app.authz.resources import Resources
 from app.core import ids
 from app.core.celery_app import TASK_RUN_EVAL
 from app.core.database import utcnow
-from app.core.errors import BadRequest, Conflict, NotFound, not_found
+from app.core.errors import BadRequest, Conflict, NotFound, PlatformError, not_found
 from app.core.outbox import enqueue
 from app.evals import graders, repository, sampling, sources, summary
 from app.evals.schemas import check_metadata, check_name
@@ -22,6 +22,7 @@ from app.evals.tables import Eval, EvalOutputItem, EvalRun
 from app.files import service as files
 from app.finetuned import repository as fine_tuned
 from app.inference import service as inference
+from app.inference.gateway import ServingTarget
 
 EVAL_FIELDS = ("name", "metadata", "data_source_config", "testing_criteria")
 RUN_FIELDS = ("name", "metadata", "data_source")
@@ -44,7 +45,19 @@ def _body(body: Any) -> dict[str, Any]:
 async def _check_judges(resources: Resources, session: AsyncSession, principal: Principal, criteria: list[Any]) -> None:
     """Every judge model of score_model / label_model graders must be one the caller may generate with."""
     for model in sorted(graders.judge_models(criteria)):
-        await inference.resolve(session, resources.authorizer, principal, resources.settings, model)
+        await _resolve(resources, session, principal, model, "testing_criteria")
+
+
+async def _resolve(
+    resources: Resources, session: AsyncSession, principal: Principal, model: str, param: str
+) -> ServingTarget:
+    """The model's serving target if the caller may use it; refusals name the request's field (`param`)."""
+    try:
+        return await inference.resolve(session, resources.authorizer, principal, resources.settings, model)
+    except PlatformError as error:
+        if error.param == "model":
+            error.param = param
+        raise
 
 
 async def create_eval(resources: Resources, session: AsyncSession, principal: Principal, body: Any) -> Eval:
@@ -157,7 +170,7 @@ async def create_run(
     model = data_source.get("model")
     job_id = None
     if model is not None:
-        target = await inference.resolve(session, resources.authorizer, principal, resources.settings, model)
+        target = await _resolve(resources, session, principal, model, "data_source.model")
         owner = await fine_tuned.get(session, target.model) if target.model.startswith("ft:") else None
         job_id = owner.job_id if owner else None
     elif any("sample" not in row for row in rows) and reads_sample(parent.testing_criteria):

@@ -30,6 +30,12 @@ VENDORED = Path(__file__).with_name("openai_schemas.json")
 REF_PREFIX = "#/components/schemas/"
 # (schema, property, value added to its enum, why): kept small, and each one argued.
 AMENDMENTS = (("FineTuningJob", "status", "paused", "the spec's pauseFineTuningJob example answers status 'paused'"),)
+# (schema, path to a `oneOf`, why) read as `anyOf`: alternatives that overlap, so no value matches exactly one.
+ANY_OF = (
+    ("CreateEvalCompletionsRunDataSource",
+     ("properties", "input_messages", "oneOf", 0, "properties", "template", "items"),
+     "a template message {role, content} is both an EasyInputMessage and an EvalItem"),
+)  # fmt: skip
 # (schema, property path, why) admitted as null: the spec requires an object where OpenAI's own examples answer null.
 NULLABLE = (
     ("EvalRun", ("error",), 'a run without an error: the spec\'s run examples answer "error": null'),
@@ -90,6 +96,11 @@ def definitions() -> dict[str, Any]:
         enum = converted[schema]["properties"][field]["enum"]
         if value not in enum:
             enum.append(value)
+    for schema, path, _ in ANY_OF:
+        node = converted[schema]
+        for part in path:
+            node = node[part]
+        node["anyOf"] = node.pop("oneOf")
     for schema, path, _ in NULLABLE:
         node = converted[schema]
         for part in path[:-1]:
