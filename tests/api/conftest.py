@@ -65,6 +65,12 @@ def strict_api(stack) -> Iterator[str]:  # type: ignore[no-untyped-def]
         stack.processes.remove(process)
 
 
+EVAL_ITEM_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+EVAL_CRITERION = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
+                  "reference": "{{item.answer}}", "operation": "eq"}  # fmt: skip
+EVAL_ROW = {"item": {"answer": "Paris"}, "sample": {"output_text": "Paris"}}
+
+
 @dataclass
 class Seeder:
     """Rows (and their files on disk) written as the platform writes them."""
@@ -114,6 +120,40 @@ class Seeder:
                          metrics={"train_loss": 1.0 / step})  # fmt: skip
         await self._add(row)
         return row.id
+
+    async def eval(self, owner: Any) -> str:
+        from app.evals.criteria import check_criteria
+        from app.evals.sources import check_data_source_config
+        from app.evals.tables import Eval
+
+        config = check_data_source_config({"type": "custom", "item_schema": EVAL_ITEM_SCHEMA})
+        criteria = check_criteria([EVAL_CRITERION])
+        row = Eval(id=ids.eval_id(), owner_id=owner.id, organization_id=owner.organization_id, name="seeded",
+                   data_source_config=config, testing_criteria=criteria)  # fmt: skip
+        await self._add(row)
+        return row.id
+
+    async def eval_run(self, owner: Any, eval_id: str, status: str = "queued") -> str:
+        """A run of `eval_id` with one graded item (a queued one is never picked up: no evals worker here)."""
+        from app.evals.tables import EvalOutputItem, EvalRun
+
+        data_source = {"type": "jsonl", "source": {"type": "file_content", "content": [EVAL_ROW]}}
+        run = EvalRun(id=ids.eval_run_id(), eval_id=eval_id, owner_id=owner.id, organization_id=owner.organization_id,
+                      name="seeded", data_source=data_source, status=status, total_items=1)  # fmt: skip
+        item = EvalOutputItem(id=ids.output_item_id(), run_id=run.id, eval_id=eval_id, datasource_item_id=0,
+                              datasource_item=EVAL_ROW["item"], status="pass", results=[], sample={},
+                              attempt=1)  # fmt: skip
+        await self._add(run)
+        await self._add(item)
+        return run.id
+
+    async def output_item(self, run_id: str) -> str:
+        from sqlalchemy import select
+
+        from app.evals.tables import EvalOutputItem
+
+        async with self.sessionmaker() as session:
+            return str(await session.scalar(select(EvalOutputItem.id).where(EvalOutputItem.run_id == run_id)))
 
     async def model(self, owner: Any, job_id: str, base: str) -> str:
         adapter = self.scratch / f"{job_id}-adapter"

@@ -20,10 +20,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from app.evals.tables import Eval, EvalRun
 from app.files.tables import File
 from app.finetuned.tables import FineTunedModel
 from app.jobs.tables import Job
-from tests.api.conftest import Seeder
+from tests.api.conftest import EVAL_CRITERION, EVAL_ITEM_SCHEMA, EVAL_ROW, Seeder
 from tests.jobs.datasets import chat_lines, jsonl
 
 ROLES = ("owner", "member", "outsider", "operator", "admin", "anonymous")
@@ -64,6 +65,21 @@ TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
     # Asked of the owner's fine-tuned model. This harness's API has no engine: those allowed hear 404
     # model_not_served, the outsider and the operator 404 model_not_found (tests/inference has the engine).
     "POST /v1/chat/completions":                                          (404, 404, 404, 404, 404, 401),
+    # Evals belong to their organization like files: a member reads them and may start runs (theirs then);
+    # only the owner renames or deletes an eval, only a run's owner cancels or deletes it.
+    "POST /v1/evals":                                                     (201, 201, 201, 403, 201, 401),
+    "GET /v1/evals":                                                      (200, 200, 200, 200, 200, 401),
+    "GET /v1/evals/{eval}":                                               (200, 200, 404, 404, 200, 401),
+    "POST /v1/evals/{new_eval}":                                          (200, 403, 404, 404, 200, 401),
+    "DELETE /v1/evals/{new_eval}":                                        (200, 403, 404, 404, 200, 401),
+    "POST /v1/evals/{eval}/runs":                                         (201, 201, 404, 404, 201, 401),
+    "GET /v1/evals/{eval}/runs":                                          (200, 200, 404, 404, 200, 401),
+    "GET /v1/evals/{eval}/runs/{run}":                                    (200, 200, 404, 404, 200, 401),
+    "POST /v1/evals/{eval}/runs/{new_run}":                               (200, 403, 404, 404, 200, 401),
+    "POST /v1/evals/{eval}/runs/{new_run}/cancel":                        (200, 403, 404, 404, 200, 401),
+    "DELETE /v1/evals/{eval}/runs/{new_run}":                             (200, 403, 404, 404, 200, 401),
+    "GET /v1/evals/{eval}/runs/{run}/output_items":                       (200, 200, 404, 404, 200, 401),
+    "GET /v1/evals/{eval}/runs/{run}/output_items/{item}":                (200, 200, 404, 404, 200, 401),
 }
 # fmt: on
 
@@ -101,6 +117,10 @@ class World:
         elif placeholder in ("new_queued_job", "new_paused_job"):
             status = "queued" if placeholder == "new_queued_job" else "paused"
             object_id = await self.seed.job(owner, self.base, self.shared["file"], status=status)
+        elif placeholder == "new_eval":
+            object_id = await self.seed.eval(owner)
+        elif placeholder == "new_run":
+            object_id = await self.seed.eval_run(owner, self.shared["eval"])
         else:
             job = await self.seed.job(owner, self.base, self.shared["file"], status="succeeded")
             self.organization_of[job] = owner.organization_id
@@ -126,7 +146,10 @@ async def world(make_user, seed: Seeder, tiny_model: str) -> World:  # type: ign
         "file": file, "job": job, "done_job": done_job, "base": tiny_model,
         "checkpoint": await seed.checkpoint(job, 4),
         "model": await seed.model(owner, done_job, tiny_model),
+        "eval": await seed.eval(owner),
     }  # fmt: skip
+    shared["run"] = await seed.eval_run(owner, shared["eval"], status="completed")
+    shared["item"] = await seed.output_item(shared["run"])
     # The outsider's own objects: what their lists must show, and what nobody else's may.
     outsider_file = await seed.file(outsider)
     outsider_job = await seed.job(outsider, tiny_model, outsider_file, status="cancelled")
@@ -139,7 +162,7 @@ async def world(make_user, seed: Seeder, tiny_model: str) -> World:  # type: ign
 
 JOB_BODY_REQUESTS = ("POST /v1/fine_tuning/jobs", "POST /v1/fine_tuning/jobs/estimate")
 LISTS = {"GET /v1/files": "file", "GET /v1/fine_tuning/jobs": "job", "GET /v1/models": "model"}
-FRESH = ("new_file", "new_queued_job", "new_paused_job", "new_model")
+FRESH = ("new_file", "new_queued_job", "new_paused_job", "new_model", "new_eval", "new_run")
 
 
 def _strangers_headers(world: World) -> set[str]:
@@ -158,6 +181,14 @@ def _send(http: httpx.Client, request: str, targets: dict[str, str], world: Worl
         return http.post(path, files={"file": ("mine.jsonl", jsonl(chat_lines(3)))}, data={"purpose": "fine-tune"})
     if request in JOB_BODY_REQUESTS:
         return http.post(path, json={"model": world.base, "training_file": world.shared["file"]})
+    if request == "POST /v1/evals":
+        config = {"type": "custom", "item_schema": EVAL_ITEM_SCHEMA}
+        return http.post(path, json={"data_source_config": config, "testing_criteria": [EVAL_CRITERION]})
+    if request == "POST /v1/evals/{new_eval}":
+        return http.post(path, json={"name": "renamed"})
+    if request == "POST /v1/evals/{eval}/runs":
+        return http.post(path, json={"data_source": {"type": "jsonl", "source": {"type": "file_content",
+                                                                                 "content": [EVAL_ROW]}}})  # fmt: skip
     if request == "POST /v1/chat/completions":
         response = http.post(path, json={"model": targets["model"], "messages": [{"role": "user", "content": "hi"}]})
         if response.status_code == 404:  # allowed or not shows in the code: a stranger's is a plain not-found
@@ -175,6 +206,10 @@ async def _state(sessionmaker, object_id: str) -> Any:  # type: ignore[no-untype
             return await session.scalar(select(File.deleted_at).where(File.id == object_id))
         if object_id.startswith("ftjob-"):
             return await session.scalar(select(Job.status).where(Job.id == object_id))
+        if object_id.startswith("eval_"):
+            return tuple((await session.execute(select(Eval.deleted_at, Eval.name).where(Eval.id == object_id))).one())
+        if object_id.startswith("evalrun_"):
+            return await session.scalar(select(EvalRun.status).where(EvalRun.id == object_id))
         return await session.scalar(select(FineTunedModel.deleted_at).where(FineTunedModel.id == object_id))
 
 

@@ -78,10 +78,13 @@ async def test_estimate_create_watch_download(  # type: ignore[no-untyped-def]
     assert final["object"] == "fine_tuning.job" and final["status"] == "succeeded"
     assert proxy.cuts == 2 and "reconnecting" in watched.stderr
     assert any("last-event-id: ftevent-" in request.lower() for request in proxy.requests)
-    recorded = [event["id"] for event in reversed(cli.json("jobs", "events", job["id"], "--limit", "1000")["data"])]
+    listed = list(reversed(cli.json("jobs", "events", job["id"], "--limit", "1000")["data"]))
+    # The job's events up to its end; after it, the comparison with its base (docs/evals.md) may add its own.
+    last = next(index for index, event in enumerate(listed) if event["message"] == "The job has successfully completed")
+    recorded = [event["id"] for event in listed[: last + 1]]
     watched_ids = [event["id"] for event in events]
     assert len(watched_ids) == len(set(watched_ids)), "an event was shown twice"
-    assert set(watched_ids) == set(recorded), _explain(watched_ids, recorded)
+    assert set(recorded) <= set(watched_ids) <= {event["id"] for event in listed}, _explain(watched_ids, recorded)
     steps = [event["data"]["step"] for event in events if event["type"] == "metrics" and "train_loss" in event["data"]]
     assert steps and steps[-1] == estimate["total_steps"]
 
