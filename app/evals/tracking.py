@@ -23,12 +23,18 @@ logger = logging.getLogger(__name__)
 EXPERIMENT = "evals"
 
 
+def _slug(text: str) -> str:
+    """A name as MLflow metric keys take it."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
 def metric_prefix(parent: Eval, run: EvalRun) -> str:
     """`eval.<eval name>.<model role>`: a job's run may hold several evals and both sides of its comparison."""
-    role = "base" if run.metadata_ and run.metadata_.get("comparison_side") == "base" else "model"
     if parent.fine_tuning_job_id is None:
-        role = re.sub(r"[^A-Za-z0-9_.-]", "_", run.model or "samples")
-    return f"eval.{re.sub(r'[^A-Za-z0-9_.-]', '_', parent.name)[:80]}.{role}"
+        role = _slug(run.model or "samples")
+    else:
+        role = "base" if (run.metadata_ or {}).get("comparison_side") == "base" else "model"
+    return f"eval.{_slug(parent.name)[:80]}.{role}"
 
 
 def metrics_of(run: EvalRun, parent: Eval) -> dict[str, float]:
@@ -39,7 +45,7 @@ def metrics_of(run: EvalRun, parent: Eval) -> dict[str, float]:
     names = {criterion.get("id", criterion["name"]): criterion["name"] for criterion in parent.testing_criteria}
     for result in run.per_testing_criteria_results or []:
         graded = result["passed"] + result["failed"]
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", names.get(result["testing_criteria"], result["testing_criteria"]))
+        name = _slug(names.get(result["testing_criteria"], result["testing_criteria"]))
         figures[f"{prefix}.{name}.pass_rate"] = result["passed"] / graded if graded else 0.0
     return {key: float(value) for key, value in figures.items()}
 

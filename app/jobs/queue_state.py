@@ -41,25 +41,21 @@ def _job_id_of(raw: bytes | str) -> str | None:
     return str(args[0]) if args else None
 
 
+async def _stored_messages(redis: aioredis.Redis, queues: tuple[str, ...]) -> list[bytes | str]:
+    """Every message waiting in `queues` (each priority list) and every delivered, unacknowledged one."""
+    raws = [raw for queue in queues for key in queue_keys(queue) for raw in await redis.lrange(key, 0, -1)]
+    return raws + list((await redis.hgetall(UNACKED_HASH)).values())
+
+
 async def job_ids_in_broker(redis: aioredis.Redis) -> set[str]:
-    found: set[str] = set()
-    for queue in (GPU_QUEUE, CPU_QUEUE):
-        for key in queue_keys(queue):
-            for raw in await redis.lrange(key, 0, -1):
-                if (job_id := _job_id_of(raw)) is not None:
-                    found.add(job_id)
-    for raw in (await redis.hgetall(UNACKED_HASH)).values():
-        if (job_id := _job_id_of(raw)) is not None:
-            found.add(job_id)
-    return found
+    found = {_job_id_of(raw) for raw in await _stored_messages(redis, (GPU_QUEUE, CPU_QUEUE))}
+    return {job_id for job_id in found if job_id is not None}
 
 
 async def task_args_in_broker(redis: aioredis.Redis, task_name: str) -> set[str]:
     """The first argument of every `task_name` message waiting in its queue or delivered and not acknowledged."""
     found: set[str] = set()
-    raws = [raw for key in queue_keys(queue_for(task_name)) for raw in await redis.lrange(key, 0, -1)]
-    raws += list((await redis.hgetall(UNACKED_HASH)).values())
-    for raw in raws:
+    for raw in await _stored_messages(redis, (queue_for(task_name),)):
         task, args = message_task_and_args(raw)
         if task == task_name and args:
             found.add(str(args[0]))
