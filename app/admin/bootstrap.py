@@ -1,6 +1,8 @@
-"""Operator commands that need no admin key yet: the first admin of a fresh deployment.
+"""Operator commands run in a container with the platform's settings, no admin key needed: the first admin
+of a fresh deployment, and the dataset vectors built again (after a lost or restored Qdrant).
 
     docker compose run --rm -T admin-api python -m app.admin.bootstrap create-admin --email ops@example.com
+    docker compose run --rm -T admin-api python -m app.admin.bootstrap reindex-vectors --all
 
 Prints the new key alone on stdout, once (messages go to stderr), so `ADMIN_API_KEY=$(...)` keeps it.
 Running it again creates nothing and prints no key; `--new-key` issues another key to that admin
@@ -11,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -22,14 +27,37 @@ from sqlalchemy.pool import NullPool
 from app.core.config import get_settings
 from app.core.errors import PlatformError
 from app.core.migrations import masked
+from app.core.outbox import relay
+from app.files import service as files
 from app.users.bootstrap import ADMIN_ORGANIZATION, AdminAccount, ensure_admin
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True)
 
 
+@contextmanager
+def _refusals(command: str) -> Iterator[None]:
+    """What keeps a command from the database, said in one line (exit 1), never a traceback."""
+    try:
+        yield
+    except ValidationError as error:  # the settings: a missing or placeholder secret
+        typer.echo(f"{command}: the configuration is refused: {error}", err=True)
+        raise typer.Exit(1) from None
+    except PlatformError as error:
+        typer.echo(f"{command}: {error.message}", err=True)
+        raise typer.Exit(1) from None
+    except ProgrammingError as error:  # no tables: the schema was never migrated
+        typer.echo(f"{command}: the database has no platform schema; run the migrations first "
+                   f"(docker compose run --rm migrate). {type(error.orig).__name__}", err=True)  # fmt: skip
+        raise typer.Exit(1) from None
+    except (DBAPIError, OSError) as error:
+        url = masked(get_settings().async_database_url)
+        typer.echo(f"{command}: cannot reach the database at {url}: {type(error).__name__}: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
 @cli.callback()
 def commands() -> None:
-    """Operator commands that need no admin key yet."""
+    """Operator commands that need no admin key: the first admin, the dataset vectors."""
 
 
 async def _ensure(email: str, name: str, organization: str, new_key: bool) -> AdminAccount:
@@ -53,22 +81,8 @@ def create_admin(
     new_key: Annotated[bool, typer.Option("--new-key", help="Issue another key to an existing admin.")] = False,
 ) -> None:
     """Create the admin EMAIL (idempotent) and print its API key once."""
-    try:
+    with _refusals("create-admin"):
         account = asyncio.run(_ensure(email, name, organization, new_key))
-    except ValidationError as error:  # the settings: a missing or placeholder secret
-        typer.echo(f"create-admin: the configuration is refused: {error}", err=True)
-        raise typer.Exit(1) from None
-    except PlatformError as error:
-        typer.echo(f"create-admin: {error.message}", err=True)
-        raise typer.Exit(1) from None
-    except ProgrammingError as error:  # no tables: the schema was never migrated
-        typer.echo(f"create-admin: the database has no platform schema; run the migrations first "
-                   f"(docker compose run --rm migrate). {type(error.orig).__name__}", err=True)  # fmt: skip
-        raise typer.Exit(1) from None
-    except (DBAPIError, OSError) as error:
-        url = masked(get_settings().async_database_url)
-        typer.echo(f"create-admin: cannot reach the database at {url}: {type(error).__name__}: {error}", err=True)
-        raise typer.Exit(1) from None
     user = account.user
     if account.created:
         typer.echo(f"Created admin {user.email} ({user.id}). Its API key follows, shown this once:", err=True)
@@ -79,6 +93,54 @@ def create_admin(
                    "(--new-key issues another).", err=True)  # fmt: skip
     if account.key:
         sys.stdout.write(account.key + "\n")
+
+
+async def _reindex(everything: bool, since: datetime | None) -> tuple[int, int]:
+    settings = get_settings()
+    engine = create_async_engine(settings.async_database_url, poolclass=NullPool)
+    try:
+        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        async with sessionmaker() as session:
+            rows, messages = await files.reindex(session, everything, since)
+            await session.commit()
+        try:
+            await relay(sessionmaker, messages)
+        except Exception as error:  # committed: the reconciler publishes them within a minute
+            typer.echo(f"reindex-vectors: queued in the database; publishing now failed ({type(error).__name__}), "
+                       "the reconciler sends them shortly", err=True)  # fmt: skip
+        return len(rows), sum(row.deleted_at is not None for row in rows)
+    finally:
+        await engine.dispose()
+
+
+@cli.command("reindex-vectors")
+def reindex_vectors(
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every stored file, indexed or not (a lost or emptied Qdrant); deleted files' vectors are removed.",
+        ),
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Also every file uploaded at or after this time (UTC), e.g. the time of the Qdrant snapshot restored."
+        ),
+    ] = None,
+) -> None:
+    """Build the dataset vectors again from the stored files, on the CPU workers.
+
+    Without options: the files whose indexing never finished (pending, failed, cut short).
+    """
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    with _refusals("reindex-vectors"):
+        count, deleted = asyncio.run(_reindex(everything, since))
+    gone = f" ({deleted} deleted: their vectors are removed)" if deleted else ""
+    typer.echo(f"Queued {count} file(s) for indexing{gone}; the CPU workers index them now "
+               "(GET /v1/files/{id}: index_status).", err=True)  # fmt: skip
+    sys.stdout.write(f"{count}\n")
 
 
 def main() -> None:

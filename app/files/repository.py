@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,3 +55,13 @@ async def by_ids(session: AsyncSession, file_ids: list[str]) -> dict[str, File]:
     """The rows of these ids (deleted ones included), by id."""
     rows = (await session.scalars(select(File).where(File.id.in_(file_ids)))).all()
     return {row.id: row for row in rows}
+
+
+async def to_reindex(session: AsyncSession, everything: bool, since: datetime | None) -> Sequence[File]:
+    """Fine-tune files whose vectors to build again: those not indexed (pending, failed, cut short), those
+    uploaded at or after `since`, or with `everything` every one, deleted files too (their vectors go)."""
+    query = select(File).where(File.purpose == "fine-tune")
+    if not everything:
+        unfinished = File.index_status != "indexed"
+        query = query.where(File.deleted_at.is_(None), unfinished | (File.created_at >= since) if since else unfinished)
+    return (await session.scalars(query.order_by(File.id))).all()

@@ -6,6 +6,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -181,6 +182,20 @@ async def delete(
     enqueue(session, sessionmaker, TASK_INDEX_FILE, [file_id])
     await session.flush()
     return row
+
+
+async def reindex(
+    session: AsyncSession, everything: bool = False, since: datetime | None = None
+) -> tuple[list[File], list[int]]:
+    """Queue the vector indexing of stored files again (repository.to_reindex says which): the files, and
+    the outbox messages to relay once committed. A live file shows `pending` until its worker has indexed it."""
+    rows = list(await repository.to_reindex(session, everything, since))
+    messages = [enqueue(session, None, TASK_INDEX_FILE, [row.id]) for row in rows]
+    for row in rows:
+        if row.deleted_at is None:
+            row.index_status = "pending"
+    await session.flush()
+    return rows, [message.id for message in messages]
 
 
 SEARCH_TIMEOUT_SECONDS = 60

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -125,3 +128,58 @@ async def test_overlap_warning_before_training(
     # The two validation lines are verbatim copies: their similarity is 1, judged at the configured threshold.
     assert overlap["threshold"] == settings.near_duplicate_threshold
     assert all(pair["score"] >= 0.999 for pair in overlap["pairs"]), overlap["pairs"]
+
+
+def _reindex(*options: str) -> tuple[int, str]:
+    """`python -m app.admin.bootstrap reindex-vectors` as an operator runs it (docs/operations.md §7)."""
+    done = subprocess.run([sys.executable, "-m", "app.admin.bootstrap", "reindex-vectors", *options],
+                          capture_output=True, text=True, timeout=120, env=os.environ)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout), done.stderr
+
+
+@pytest.mark.slow
+async def test_reindex_builds_lost_vectors_again(user_api, cpu_worker, make_user, sessionmaker) -> None:  # type: ignore[no-untyped-def]
+    from app.core.config import get_settings
+    from app.files.tables import File
+    from app.vectors.connect import open_point_store
+    from app.vectors.points import FileScope
+
+    user = await make_user("reindex@example.com", organization="reindex-org")
+    client = httpx.Client(base_url=user_api, headers=user.headers, timeout=90)
+    kept = upload(client, [conversation(q, a) for q, a in TOPICS], "kept.jsonl")
+    dropped = upload(client, [conversation(q, a) for q, a in TOPICS[:4]], "dropped.jsonl")
+    assert wait_indexed(client, kept)["index_status"] == wait_indexed(client, dropped)["index_status"] == "indexed"
+    assert client.delete(f"/v1/files/{dropped}").status_code == 200
+    assert _reindex() == (0, "Queued 0 file(s) for indexing; the CPU workers index them now "
+                                "(GET /v1/files/{id}: index_status).\n")  # fmt: skip
+
+    # Qdrant loses the file's vectors (an emptied volume, a snapshot older than the database).
+    store = open_point_store(get_settings(), os.environ.get("VECTOR_SERVICE_URL"))
+    scope = FileScope(kept, user.id, user.organization_id)
+    try:
+        store.delete_file(kept)
+        assert store.count(scope) == 0
+        assert client.get(f"/v1/files/{kept}/search", params={"q": "spider legs"}).json()["data"] == []
+        # Every stored file, the deleted one too (its vectors are removed, again if need be).
+        count, said = _reindex("--all")
+        assert count == 2 and "(1 deleted: their vectors are removed)" in said, said
+        assert wait_indexed(client, kept)["index_status"] == "indexed"
+        assert store.count(scope) == len(TOPICS)
+    finally:
+        store.close()
+    hits = client.get(f"/v1/files/{kept}/search", params={"q": "spider legs", "limit": 1}).json()["data"]
+    assert hits[0]["line"] == 7
+
+    # Without --all: what never finished indexing, and with --since what was uploaded from then on.
+    async with sessionmaker() as session:
+        row = await session.get(File, kept)
+        assert row is not None
+        row.index_status, uploaded_at = "failed", row.created_at
+        await session.commit()
+    assert _reindex()[0] == 1
+    assert wait_indexed(client, kept)["index_status"] == "indexed"
+    assert _reindex("--since", uploaded_at.strftime("%Y-%m-%dT%H:%M:%S"))[0] == 1
+    assert _reindex("--since", "2999-01-01T00:00:00")[0] == 0
+    assert wait_indexed(client, kept)["index_status"] == "indexed"
+    client.close()

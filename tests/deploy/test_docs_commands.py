@@ -30,7 +30,7 @@ OVERLAYS = [ROOT / "docker" / name for name in ("compose.dev.yml", "compose.cpu.
 # docker compose options that take a value (the others are flags).
 COMPOSE_VALUE_OPTIONS = {
     "-f", "--file", "--profile", "-p", "--project-name", "--env-file", "-e", "-u", "--user", "-w", "--workdir",
-    "--tail", "--since", "--until", "--scale", "--entrypoint", "-t", "--timeout",
+    "--tail", "--since", "--until", "--scale", "--entrypoint", "-t", "--timeout", "-v", "--volume",
 }  # fmt: skip
 # Subcommands followed by service names: all of them, or (run, exec) one and then its command.
 SERVICE_LISTS = {"up", "stop", "start", "restart", "logs", "build", "ps", "pull", "rm", "kill"}
