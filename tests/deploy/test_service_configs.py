@@ -370,3 +370,19 @@ def test_worker_image_runs_as_uid_1000_celery() -> None:
     assert rules.dockerfile_entrypoint(rules.REPO_ROOT / "Dockerfile.worker") == "celery"
     assert "--extra train" in dockerfile
     assert "--extra" not in (rules.REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_tls_proxy_passes_the_largest_upload_the_api_takes() -> None:
+    """Caddy's request_body max_size leaves room for MAX_UPLOAD_BYTES (default and .env.example) and framing."""
+    from app.core.config import Settings
+
+    caddyfile = (DOCKER_DIR / "caddy" / "Caddyfile").read_text(encoding="utf-8")
+    found = re.search(r"^\s*max_size (\d+)MiB$", caddyfile, re.MULTILINE)
+    assert found, "the Caddyfile lost its request_body max_size"
+    proxy_bytes = int(found.group(1)) * 1024 * 1024
+    example = re.search(r"^# MAX_UPLOAD_BYTES=(\d+)$", (rules.REPO_ROOT / ".env.example").read_text(), re.MULTILINE)
+    assert example, ".env.example no longer documents MAX_UPLOAD_BYTES"
+    api_bytes = Settings.model_fields["max_upload_bytes"].default
+    assert int(example.group(1)) == api_bytes
+    # The multipart envelope of an upload (boundaries, part headers, the purpose field) is under a MiB.
+    assert api_bytes + 1024 * 1024 <= proxy_bytes <= api_bytes + 64 * 1024 * 1024, (proxy_bytes, api_bytes)

@@ -252,3 +252,15 @@ def test_a_100_mb_line_in_one_chunk_is_not_copied() -> None:
     assert peak < 1024 * 1024, f"peak {peak} bytes"
     assert pairs(report) == [(101, "line_too_long")]
     assert report.statistics["examples"] == 101
+
+
+@pytest.mark.parametrize(("name", "data_format"), [("train.jsonl", "chat"), ("dpo.jsonl", "preference")])
+def test_the_repository_examples_are_valid_datasets(name: str, data_format: str) -> None:
+    """examples/ (the README's quick start, docs/datasets.md): valid as shipped, enough lines for a job."""
+    from app.core.config import Settings
+
+    content = (Path(__file__).resolve().parents[2] / "examples" / name).read_bytes()
+    report = validate([content])
+    assert report.ok, report.errors
+    assert report.data_format == data_format
+    assert report.statistics["examples"] >= Settings.model_fields["min_training_examples"].default
