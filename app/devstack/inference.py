@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # GiB of KV cache for the CPU build: 1 is plenty for the tiny demo model.
 DEFAULT_KV_CACHE_GIB = "1"
 MAX_LORA_RANK = 64
+STRUCTURED_OUTPUTS = '{"backend": "xgrammar", "disable_any_whitespace": true}'
 
 
 class EngineNotInstalledError(RuntimeError):
@@ -53,6 +54,9 @@ def engine_argv(model_path: Path, served_name: str, port: int, max_loras: int) -
         "vllm",
         # The platform sends each fine-tuned model's saved chat template; callers cannot send one.
         "--trust-request-chat-template",
+        # response_format JSON without free whitespace: a fine-tune never taught JSON cannot pad it to max_tokens.
+        "--structured-outputs-config",
+        STRUCTURED_OUTPUTS,
         "--dtype",
         "float32",
         "--uvicorn-log-level",

@@ -12,6 +12,7 @@ the database is away, never 500.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +70,26 @@ async def _outcome(client: OpenAI, sessionmaker: Any, job_ids: list[str]) -> dic
     }
 
 
+async def _whereabouts(sessionmaker: Any, stack: Any, job_id: str) -> dict[str, Any]:
+    """The outbox rows that name the job, and what the broker's queues hold now."""
+    import redis
+    from sqlalchemy import select
+
+    from app.core.outbox import OutboxMessage
+
+    async with sessionmaker() as session:
+        rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    named = [{"task": row.task_name, "created": str(row.created_at), "sent": str(row.sent_at), "error": row.error}
+             for row in rows if job_id in json.dumps(row.args)]  # fmt: skip
+    broker = redis.Redis.from_url(stack.env["REDIS_URL"])
+    try:
+        queues = {name.decode(): broker.llen(name) for name in broker.scan_iter("cpu*") if broker.type(name) == b"list"}
+        unacked = broker.hlen("unacked")
+    finally:
+        broker.close()
+    return {"outbox": named, "cpu_queues": queues, "unacked": unacked}
+
+
 @pytest.mark.parametrize("how", ["stop", pytest.param("kill", marks=FULL_ONLY), "lose_data"])
 async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-untyped-def]
     how,
@@ -102,7 +123,10 @@ async def test_valkey_restart_with_jobs_queued_and_running(  # type: ignore[no-u
         valkey.start()
         up = time.time()
         if created:  # delivered once the broker is back: validated and queued; cancelled there to save time
-            created_reached = wait_status(client, created, {"queued", "running"} | TERMINAL, timeout=120).status
+            try:
+                created_reached = wait_status(client, created, {"queued", "running"} | TERMINAL, timeout=120).status
+            except AssertionError as stuck:  # say where its message is: never sent, sent and not consumed
+                raise AssertionError(f"{stuck}; {await _whereabouts(sessionmaker, stack, created)}") from None
             client.fine_tuning.jobs.cancel(created)
         outcome = await _outcome(client, sessionmaker, [running, queued])
     queued_row = await job_row(sessionmaker, queued)

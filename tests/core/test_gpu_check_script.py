@@ -1,4 +1,6 @@
-"""scripts/gpu-check.sh runs here in its CPU form: every step it prints on a GPU, on this machine."""
+"""scripts/gpu-check.sh runs here in its CPU form: steps 1-4 as it prints them on a GPU, on this machine.
+Its step 5, jobs through the real platform, is tests/jobs/test_device_jobs.py, which the suite runs itself
+(the script would start a second stack for it)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ STACK_VARIABLES = ("DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "CERBOS_U
 def test_the_gpu_check_script_runs_every_step_on_cpu() -> None:
     env = {name: value for name, value in os.environ.items() if name not in STACK_VARIABLES}
     result = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "gpu-check.sh"), "--cpu"],
+        [str(REPO_ROOT / "scripts" / "gpu-check.sh"), "--cpu", "--no-jobs"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     out = result.stdout
@@ -26,5 +28,4 @@ def test_the_gpu_check_script_runs_every_step_on_cpu() -> None:
     assert "engine / padded tokens/s:" in out and "engine-packed" in out and "trainer-padded" in out
     assert "QLoRA needs CUDA" in out
     assert "| out_of_memory |" in out
-    assert "gpu-check: QLoRA job (4-bit NF4 base, LoRA r=16): failed" in out and "invalid_config" in out
-    assert "gpu-check: full fine-tune: succeeded" in out and "float32" in out
+    assert "== 5. jobs through the real worker and stack\nnot run here (--no-jobs)" in out

@@ -279,7 +279,11 @@ def rule_inference(compose: Compose) -> list[str]:
     if not any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices):
         problems.append("inference has no GPU reservation")
     command = command_line(engine)
-    for option in ("--enable-lora", "--served-model-name ${INFERENCE_MODEL_ID}", "--trust-request-chat-template"):
+    from app.devstack.inference import STRUCTURED_OUTPUTS  # make run's engine takes the same
+
+    options = ("--enable-lora", "--served-model-name ${INFERENCE_MODEL_ID}", "--trust-request-chat-template",
+               f"--structured-outputs-config {STRUCTURED_OUTPUTS}")  # fmt: skip
+    for option in options:
         if option not in command:
             problems.append(f"inference command lacks {option!r}")
     if str((engine.get("environment") or {}).get("VLLM_ALLOW_RUNTIME_LORA_UPDATING")) != "True":

@@ -6,7 +6,6 @@ refused as `invalid_config` and the full fine-tune trains in fp32. Each test pri
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,7 @@ from app.jobs.tables import JobEvent
 from tests.jobs.datasets import chat_lines, jsonl
 from tests.jobs.helpers import TERMINAL, wait_status
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.environ.get("GPU_CHECK"), reason="run by scripts/gpu-check.sh (GPU_CHECK=1)"),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
