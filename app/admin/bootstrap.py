@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, ProgrammingError
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.core.config import get_settings
@@ -60,17 +60,22 @@ def commands() -> None:
     """Operator commands that need no admin key: the first admin, the dataset vectors."""
 
 
-async def _ensure(email: str, name: str, organization: str, new_key: bool) -> AdminAccount:
-    settings = get_settings()
-    engine = create_async_engine(settings.async_database_url, poolclass=NullPool)
+@asynccontextmanager
+async def _database() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the configured database, for one command (no pool left behind)."""
+    engine = create_async_engine(get_settings().async_database_url, poolclass=NullPool)
     try:
-        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-            account = await ensure_admin(session, settings, email, name=name, organization=organization,
-                                         new_key=new_key)  # fmt: skip
-            await session.commit()
-            return account
+        yield async_sessionmaker(engine, expire_on_commit=False)
     finally:
         await engine.dispose()
+
+
+async def _ensure(email: str, name: str, organization: str, new_key: bool) -> AdminAccount:
+    async with _database() as sessionmaker, sessionmaker() as session:
+        account = await ensure_admin(session, get_settings(), email, name=name, organization=organization,
+                                     new_key=new_key)  # fmt: skip
+        await session.commit()
+        return account
 
 
 @cli.command("create-admin")
@@ -95,22 +100,15 @@ def create_admin(
         sys.stdout.write(account.key + "\n")
 
 
-async def _reindex(everything: bool, since: datetime | None) -> tuple[int, int]:
-    settings = get_settings()
-    engine = create_async_engine(settings.async_database_url, poolclass=NullPool)
-    try:
-        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+async def _reindex(everything: bool, since: datetime | None) -> tuple[int, int, int]:
+    """How many files were queued, how many of them are deleted, how many messages went out at once."""
+    async with _database() as sessionmaker:
         async with sessionmaker() as session:
             rows, messages = await files.reindex(session, everything, since)
             await session.commit()
-        try:
-            await relay(sessionmaker, messages)
-        except Exception as error:  # committed: the reconciler publishes them within a minute
-            typer.echo(f"reindex-vectors: queued in the database; publishing now failed ({type(error).__name__}), "
-                       "the reconciler sends them shortly", err=True)  # fmt: skip
-        return len(rows), sum(row.deleted_at is not None for row in rows)
-    finally:
-        await engine.dispose()
+        # Committed: what does not go out now (the broker away), the reconciler publishes within a minute.
+        sent = await relay(sessionmaker, messages)
+        return len(rows), sum(row.deleted_at is not None for row in rows), sent
 
 
 @cli.command("reindex-vectors")
@@ -136,8 +134,11 @@ def reindex_vectors(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     with _refusals("reindex-vectors"):
-        count, deleted = asyncio.run(_reindex(everything, since))
+        count, deleted, sent = asyncio.run(_reindex(everything, since))
     gone = f" ({deleted} deleted: their vectors are removed)" if deleted else ""
+    if sent < count:
+        typer.echo(f"reindex-vectors: {count - sent} message(s) could not be published now (the broker?); "
+                   "the reconciler sends them shortly.", err=True)  # fmt: skip
     typer.echo(f"Queued {count} file(s) for indexing{gone}; the CPU workers index them now "
                "(GET /v1/files/{id}: index_status).", err=True)  # fmt: skip
     sys.stdout.write(f"{count}\n")
