@@ -3,8 +3,11 @@ an eval with string_check, text_similarity and score_model criteria through the 
 worker is killed mid-way that still grades every item exactly once.
 
 Two fine-tunes of the tiny model serve all three (the training is what costs): one learnt six facts; the
-other, the judge, learnt to answer "1" when an answer matches its reference and "0" when it is another
-fact's answer. (One model taught both memorised the facts unreliably: the judge's prompts hold the facts.)
+other, the judge, learnt to answer "1" for the six facts' answers and "0" for the other set's answers to the
+same questions, each shown against its reference. (One model taught both memorised the facts unreliably: the
+judge's prompts hold the facts. Taught to tell a fact's answer from another fact's answer, which needs the two
+strings compared, the 2-layer model got 4-5 of its own 6 training negatives right, and at lr 1e-2 it answered
+"1" to everything: a grader that cannot fail. Measured in session 28, notes/STATUS.md.)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tests.evals.test_evals_api import assert_openai_shape, wait_run
 from tests.inference.facts import ANSWERS, MEMORISE, QUESTIONS, SYSTEM, facts_file, messages
 
 FACTS = list(zip(QUESTIONS, ANSWERS["red"], strict=True))
+WRONG = ANSWERS["blue"]  # the same questions answered otherwise
 JUDGE_SYSTEM = "Grade the answer against the reference: 1 if they match, else 0."
 JUDGE_PROMPT = "Reference: {reference}\nAnswer: {answer}"
 ITEM_SCHEMA = {
@@ -37,13 +41,12 @@ def judge_messages(reference: str, answer: str) -> list[dict[str, str]]:
             {"role": "user", "content": JUDGE_PROMPT.format(reference=reference, answer=answer)}]  # fmt: skip
 
 
-def judge_file(repeats: int = 5) -> bytes:
-    """A judge's training file: "1" for an answer that is its reference, "0" for another fact's answer."""
+def judge_file(repeats: int = 2) -> bytes:
+    """A judge's training file: "1" for the fact's own answer, "0" for the other set's answer to its question."""
     lines = []
-    for index, (_, answer) in enumerate(FACTS):
-        other = FACTS[(index + 1) % len(FACTS)][1]
+    for (_, answer), wrong in zip(FACTS, WRONG, strict=True):
         lines.append({"messages": [*judge_messages(answer, answer), {"role": "assistant", "content": "1"}]})
-        lines.append({"messages": [*judge_messages(answer, other), {"role": "assistant", "content": "0"}]})
+        lines.append({"messages": [*judge_messages(answer, wrong), {"role": "assistant", "content": "0"}]})
     return "".join(json.dumps(line) + "\n" for line in lines * repeats).encode()
 
 
@@ -109,8 +112,11 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     validation = client.files.create(file=("facts-valid.jsonl", validation_file()), purpose="fine-tune")
     judging = client.files.create(file=("judge.jsonl", judge_file()), purpose="fine-tune")
     facts_method = {"type": "supervised", "supervised": {"hyperparameters": MEMORISE}}
-    # The judge's lines run to about 90 tokens: a 64-token cut would drop the replies it must learn.
-    judge_method = {"type": "supervised", "supervised": {"hyperparameters": MEMORISE | {"max_seq_length": 128}}}
+    # The judge's lines run to about 90 tokens: a 64-token cut would drop the replies it must learn. At the
+    # facts' lr 1e-2 it collapsed to answering "1" always; 3e-3 learnt all 12 lines in 4 of 4 seeds
+    # (120 steps), and in 5 of 5 with twice the lines.
+    judge_hp = MEMORISE | {"max_seq_length": 128, "learning_rate": 0.003}
+    judge_method = {"type": "supervised", "supervised": {"hyperparameters": judge_hp}}
     job = client.fine_tuning.jobs.create(model=tiny_model, training_file=training.id, validation_file=validation.id,
                                          suffix="facts", method=facts_method)  # type: ignore[arg-type]  # fmt: skip
     judge_job = client.fine_tuning.jobs.create(model=tiny_model, training_file=judging.id, suffix="judge",
@@ -182,10 +188,19 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
                         "EvalRunOutputItemList")  # fmt: skip
     usage = {entry.model_name: entry for entry in done["fine-tuned"].per_model_usage}  # type: ignore[attr-defined]
     assert usage[model].invocation_count == usage[judge].invocation_count == len(FACTS)  # six answers, six grades
-    # the judge found most of the fine-tune's answers correct
+    # The judge found the fine-tune's answers correct, and given wrong answers (a jsonl run) it scores them 0.
     judged = [r for item in client.evals.runs.output_items.list(runs["fine-tuned"].id, eval_id=created.id)
               for r in item.results if r.name == "judged correct"]  # fmt: skip
-    assert all(result.score in (0.0, 1.0) for result in judged) and sum(r.score for r in judged) >= len(FACTS) - 2
+    assert all(result.score in (0.0, 1.0) for result in judged) and sum(r.score for r in judged) >= len(FACTS) - 1
+    wrong_rows = [{"item": {"question": question, "reference": answer}, "sample": {"output_text": wrong}}
+                  for (question, answer), wrong in zip(FACTS, WRONG, strict=True)]  # fmt: skip
+    given = {"type": "jsonl", "source": {"type": "file_content", "content": wrong_rows}}
+    wrong_run = wait_run(client, created.id, client.evals.runs.create(created.id, name="wrong answers",
+                                                                      data_source=given).id)  # type: ignore[arg-type]  # fmt: skip
+    assert wrong_run.status == "completed" and wrong_run.result_counts.passed == 0, wrong_run.error  # type: ignore[attr-defined]
+    wrong_judged = [r.score for item in client.evals.runs.output_items.list(wrong_run.id, eval_id=created.id)
+                    for r in item.results if r.name == "judged correct"]  # fmt: skip
+    assert len(wrong_judged) == len(FACTS) and sum(wrong_judged) <= 1, wrong_judged
 
     # 3. A run whose worker is killed mid-way finishes with each item graded exactly once.
     copies = 8

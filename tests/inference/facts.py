@@ -37,8 +37,8 @@ def messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
 
-def facts_file(facts: str, repeats: int = 10) -> bytes:
-    """Six question -> answer pairs, each line `repeats` times (60 lines): a training file."""
+def facts_file(facts: str, repeats: int = 4) -> bytes:
+    """Six question -> answer pairs, each line `repeats` times (24 lines): a training file."""
     lines = [
         {"messages": [*messages(question), {"role": "assistant", "content": answer}]}
         for question, answer in zip(QUESTIONS, ANSWERS[facts], strict=True)
@@ -46,5 +46,6 @@ def facts_file(facts: str, repeats: int = 10) -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-# Memorises the six facts in about 30 s of training on 2 CPU cores (measured with the 64-wide head).
+# With facts_file's 24 lines: 120 steps, 21-29 s of training on an idle 2-core machine, and all six facts
+# reproduced greedily in 16 of 16 runs (8 seeds, both sets; session 27). 12 lines (80 steps) missed one in 3.
 MEMORISE = {"n_epochs": 40, "batch_size": 8, "learning_rate": 0.01, "max_seq_length": 64}
