@@ -66,12 +66,16 @@ def enqueue(
 
 
 def publish(message: OutboxMessage) -> None:
+    # No result is ever read for an outbox task (the database says how it went). Without
+    # `ignore_result`, a publish first has the result store (Valkey too) expect the result, and with
+    # Valkey down that retries for ~20 s before failing: every create waited that long for its answer.
     celery_app.send_task(
         message.task_name,
         args=message.args,
         queue=message.queue,
         routing_key=message.queue,
         priority=message.priority,
+        ignore_result=True,
     )
 
 

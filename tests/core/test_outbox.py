@@ -7,6 +7,7 @@ harness's Valkey; no GPU worker runs, so whatever is published stays in the queu
 
 from __future__ import annotations
 
+import os
 import secrets
 from contextlib import asynccontextmanager
 from typing import Any
@@ -67,3 +68,39 @@ async def test_only_a_committed_transaction_publishes(sessionmaker, settings, no
     counts = {marker: (await _stored(sessionmaker, marker), await _published(settings, marker))
               for marker in (failed, refused, committed)}  # fmt: skip
     assert counts == {failed: (0, 0), refused: (0, 0), committed: (1, 1)}, counts
+
+
+# A publish to a broker that is down, in a process of its own (the app reads its broker at import).
+DOWN_BROKER_PUBLISH = """
+from app.core.outbox import OutboxMessage, publish
+try:
+    publish(OutboxMessage(task_name="jobs.run_finetune", args=["x"], queue="gpu"))
+except Exception as error:
+    print(type(error).__module__, type(error).__name__, str(error).splitlines()[0])
+"""
+
+
+def test_a_publish_to_a_broker_that_is_down_fails_on_the_broker_itself() -> None:
+    """Not after Celery's result store has retried 20 times a second: the API's answer waits for it.
+
+    A publish asks the result backend (Valkey too) to expect the task's result unless told to
+    ignore it; the outbox never reads those results, and while the broker was down that wait
+    held each create request about 20 s (and its outbox row's lock) before the publish failed.
+    """
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-c", DOWN_BROKER_PUBLISH],
+        env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    said = result.stdout.strip()
+    assert said.startswith("kombu.exceptions OperationalError") and "onnection refused" in said, (
+        said,
+        result.stderr[-2000:],
+    )
