@@ -29,6 +29,9 @@ FACTS = list(zip(QUESTIONS, ANSWERS["red"], strict=True))
 WRONG = ANSWERS["blue"]  # the same questions answered otherwise
 JUDGE_SYSTEM = "Grade the answer against the reference: 1 if they match, else 0."
 JUDGE_PROMPT = "Reference: {reference}\nAnswer: {answer}"
+# Trained in process with the judge's hyperparameters below, seeds 1 to 10 all learnt the 12 lines, "1" over
+# "0" (or "0" over "1") by 0.91 to 1.33 logits (session 29, docs/evidence.md, Evaluation); seed 1 by 0.92 at least.
+JUDGE_SEED = 1
 ITEM_SCHEMA = {
     "type": "object",
     "properties": {"question": {"type": "string"}, "reference": {"type": "string"}},
@@ -48,6 +51,12 @@ def judge_file(repeats: int = 2) -> bytes:
         lines.append({"messages": [*judge_messages(answer, answer), {"role": "assistant", "content": "1"}]})
         lines.append({"messages": [*judge_messages(answer, wrong), {"role": "assistant", "content": "0"}]})
     return "".join(json.dumps(line) + "\n" for line in lines * repeats).encode()
+
+
+def ask_judge(client: OpenAI, judge: str, reference: str, answer: str) -> str | None:
+    messages = judge_messages(reference, answer)
+    reply = client.chat.completions.create(model=judge, messages=messages, temperature=0, max_completion_tokens=4)  # type: ignore[arg-type]
+    return reply.choices[0].message.content
 
 
 def validation_file() -> bytes:
@@ -119,8 +128,10 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     judge_method = {"type": "supervised", "supervised": {"hyperparameters": judge_hp}}
     job = client.fine_tuning.jobs.create(model=tiny_model, training_file=training.id, validation_file=validation.id,
                                          suffix="facts", method=facts_method)  # type: ignore[arg-type]  # fmt: skip
+    # The judge is this test's instrument, not its subject: its seed is fixed so that every run grades with the
+    # same judge (the facts' fine-tune, the subject, draws its seed as a user's job does).
     judge_job = client.fine_tuning.jobs.create(model=tiny_model, training_file=judging.id, suffix="judge",
-                                               method=judge_method)  # type: ignore[arg-type]  # fmt: skip
+                                               method=judge_method, seed=JUDGE_SEED)  # type: ignore[arg-type]  # fmt: skip
     deadline = time.monotonic() + 900
     while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, job.status
@@ -158,6 +169,10 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     assert judge_job.status == "succeeded", judge_job.error
     judge = judge_job.fine_tuned_model
     assert judge
+    # Asked directly, before any eval relies on it: the judge tells a fact's answer from another answer.
+    for (_, answer), wrong in zip(FACTS, WRONG, strict=True):
+        said = [ask_judge(client, judge, answer, given) for given in (answer, wrong)]
+        assert said == ["1", "0"], (answer, wrong, said, f"judge seed {judge_job.seed}")
     rows = [{"item": {"question": question, "reference": answer}} for question, answer in FACTS]
     created = client.evals.create(
         name="facts", data_source_config={"type": "custom", "item_schema": ITEM_SCHEMA, "include_sample_schema": True},
@@ -198,9 +213,10 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     wrong_run = wait_run(client, created.id, client.evals.runs.create(created.id, name="wrong answers",
                                                                       data_source=given).id)  # type: ignore[arg-type]  # fmt: skip
     assert wrong_run.status == "completed" and wrong_run.result_counts.passed == 0, wrong_run.error  # type: ignore[attr-defined]
-    wrong_judged = [r.score for item in client.evals.runs.output_items.list(wrong_run.id, eval_id=created.id)
+    wrong_judged = [r for item in client.evals.runs.output_items.list(wrong_run.id, eval_id=created.id)
                     for r in item.results if r.name == "judged correct"]  # fmt: skip
-    assert len(wrong_judged) == len(FACTS) and sum(wrong_judged) <= 1, wrong_judged
+    replies = [(r.score, r.sample) for r in wrong_judged], f"judge seed {judge_job.seed}"  # type: ignore[attr-defined]
+    assert len(wrong_judged) == len(FACTS) and sum(r.score for r in wrong_judged) <= 1, replies
 
     # 3. A run whose worker is killed mid-way finishes with each item graded exactly once.
     copies = 8
