@@ -72,6 +72,10 @@ def create_celery_app() -> Celery:
         "priority_steps": list(range(10)),
         "sep": ":",
         "queue_order_strategy": "priority",
+        # Bounded connects and reads: a silent broker fails a publish (the outbox retries it) instead of
+        # hanging it. Consumers are unaffected: kombu reads a BRPOP reply only once its socket is readable.
+        "socket_connect_timeout": settings.broker_socket_timeout_seconds,
+        "socket_timeout": settings.broker_socket_timeout_seconds,
     }
     app.conf.update(
         broker_url=settings.redis_url,

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
 
     # Celery: one number for the broker's redelivery timeout, used everywhere Celery reads it.
     celery_visibility_timeout: int = 43200
+    # Seconds a broker connection waits to connect, or for an answer, before it fails. Without it a broker
+    # that accepts and then says nothing (paused, half-partitioned) holds a publish, and so the request
+    # that committed its job, forever.
+    broker_socket_timeout_seconds: float = 10.0
     # Prefork children of the CPU worker keep the embedding model and tokenizers loaded across tasks;
     # replacing each child after every task cost 10-20 s per task. The GPU worker (solo pool) ignores
     # this: each job already runs in a fresh training process.
@@ -214,5 +218,6 @@ class BrokerSettings(BaseSettings):
     log_level: str = Settings.model_fields["log_level"].default
     redis_url: str = Settings.model_fields["redis_url"].default
     celery_visibility_timeout: int = Settings.model_fields["celery_visibility_timeout"].default
+    broker_socket_timeout_seconds: float = Settings.model_fields["broker_socket_timeout_seconds"].default
     worker_max_tasks_per_child: int = Settings.model_fields["worker_max_tasks_per_child"].default
     reconcile_interval_seconds: int = Settings.model_fields["reconcile_interval_seconds"].default

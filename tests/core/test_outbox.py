@@ -104,3 +104,45 @@ def test_a_publish_to_a_broker_that_is_down_fails_on_the_broker_itself() -> None
         said,
         result.stderr[-2000:],
     )
+
+
+def test_a_publish_to_a_broker_that_never_answers_fails_instead_of_hanging() -> None:
+    """A broker that accepts the connection and then says nothing (paused, half-partitioned).
+
+    Without a socket timeout on the broker connection the publish waits forever: the request that
+    committed the job never answers, and the reconciler's relay holds the row's lock for as long.
+    """
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    held: list[socket.socket] = []
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+
+        def accept_and_say_nothing() -> None:
+            while True:
+                try:
+                    held.append(silent.accept()[0])
+                except OSError:  # closed: the test is over
+                    return
+
+        threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", DOWN_BROKER_PUBLISH],
+                env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+                     "BROKER_SOCKET_TIMEOUT_SECONDS": "2"},
+                capture_output=True, text=True, timeout=90,
+            )  # fmt: skip
+        finally:
+            for connection in held:
+                connection.close()
+    said = result.stdout.strip()
+    assert said.startswith(("kombu.exceptions OperationalError", "redis.exceptions TimeoutError")), (
+        said,
+        result.stderr[-2000:],
+    )
+    assert "imeout" in said, said
