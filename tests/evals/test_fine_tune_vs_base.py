@@ -29,8 +29,11 @@ FACTS = list(zip(QUESTIONS, ANSWERS["red"], strict=True))
 WRONG = ANSWERS["blue"]  # the same questions answered otherwise
 JUDGE_SYSTEM = "Grade the answer against the reference: 1 if they match, else 0."
 JUDGE_PROMPT = "Reference: {reference}\nAnswer: {answer}"
-# Trained in process with the judge's hyperparameters below, seeds 1 to 10 all learnt the 12 lines, "1" over
-# "0" (or "0" over "1") by 0.91 to 1.33 logits (session 29, docs/evidence.md, Evaluation); seed 1 by 0.92 at least.
+# The judge's lines run to about 90 tokens: a 64-token cut would drop the replies it must learn. At the
+# facts' lr 1e-2 it collapsed to answering "1" always.
+JUDGE_HYPERPARAMETERS = MEMORISE | {"max_seq_length": 128, "learning_rate": 0.003}
+# Trained in process with those, seeds 1 to 10 all learnt the 12 lines, the right reply ahead of the other by
+# 0.91 to 1.33 logits, seed 1 by 0.92 at least (`python -m tests.evals.judge_seeds 1 2 3`, docs/evidence.md).
 JUDGE_SEED = 1
 ITEM_SCHEMA = {
     "type": "object",
@@ -121,11 +124,7 @@ async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # typ
     validation = client.files.create(file=("facts-valid.jsonl", validation_file()), purpose="fine-tune")
     judging = client.files.create(file=("judge.jsonl", judge_file()), purpose="fine-tune")
     facts_method = {"type": "supervised", "supervised": {"hyperparameters": MEMORISE}}
-    # The judge's lines run to about 90 tokens: a 64-token cut would drop the replies it must learn. At the
-    # facts' lr 1e-2 it collapsed to answering "1" always; 3e-3 learnt all 12 lines in 4 of 4 seeds
-    # (120 steps), and in 5 of 5 with twice the lines.
-    judge_hp = MEMORISE | {"max_seq_length": 128, "learning_rate": 0.003}
-    judge_method = {"type": "supervised", "supervised": {"hyperparameters": judge_hp}}
+    judge_method = {"type": "supervised", "supervised": {"hyperparameters": JUDGE_HYPERPARAMETERS}}
     job = client.fine_tuning.jobs.create(model=tiny_model, training_file=training.id, validation_file=validation.id,
                                          suffix="facts", method=facts_method)  # type: ignore[arg-type]  # fmt: skip
     # The judge is this test's instrument, not its subject: its seed is fixed so that every run grades with the
