@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
+import sys
+import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -80,6 +84,13 @@ except Exception as error:
 """
 
 
+def publish_in_a_process_of_its_own(port: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """DOWN_BROKER_PUBLISH against a broker at `port`; a process that has not ended in 90 s raises."""
+    environ = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0", **env}
+    command = [sys.executable, "-c", DOWN_BROKER_PUBLISH]
+    return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=90)
+
+
 def test_a_publish_to_a_broker_that_is_down_fails_on_the_broker_itself() -> None:
     """Not after Celery's result store has retried 20 times a second: the API's answer waits for it.
 
@@ -87,18 +98,10 @@ def test_a_publish_to_a_broker_that_is_down_fails_on_the_broker_itself() -> None
     ignore it; the outbox never reads those results, and while the broker was down that wait
     held each create request about 20 s (and its outbox row's lock) before the publish failed.
     """
-    import socket
-    import subprocess
-    import sys
-
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    result = subprocess.run(
-        [sys.executable, "-c", DOWN_BROKER_PUBLISH],
-        env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = publish_in_a_process_of_its_own(port)
     said = result.stdout.strip()
     assert said.startswith("kombu.exceptions OperationalError") and "onnection refused" in said, (
         said,
@@ -112,11 +115,6 @@ def test_a_publish_to_a_broker_that_never_answers_fails_instead_of_hanging() -> 
     Without a socket timeout on the broker connection the publish waits forever: the request that
     committed the job never answers, and the reconciler's relay holds the row's lock for as long.
     """
-    import socket
-    import subprocess
-    import sys
-    import threading
-
     held: list[socket.socket] = []
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -131,12 +129,7 @@ def test_a_publish_to_a_broker_that_never_answers_fails_instead_of_hanging() -> 
 
         threading.Thread(target=accept_and_say_nothing, daemon=True).start()
         try:
-            result = subprocess.run(
-                [sys.executable, "-c", DOWN_BROKER_PUBLISH],
-                env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
-                     "BROKER_SOCKET_TIMEOUT_SECONDS": "2"},
-                capture_output=True, text=True, timeout=90,
-            )  # fmt: skip
+            result = publish_in_a_process_of_its_own(silent.getsockname()[1], BROKER_SOCKET_TIMEOUT_SECONDS="2")
         finally:
             for connection in held:
                 connection.close()
