@@ -16,6 +16,7 @@ from celery import Celery
 from celery.signals import setup_logging
 from kombu import Exchange, Queue
 
+from app.core.broker_transport import TRANSPORT
 from app.core.config import BrokerSettings
 from app.core.logging import configure_logging
 
@@ -38,19 +39,31 @@ TASK_RUN_EVAL = "evals.run"
 TASK_COMPARE_WITH_BASE = "evals.compare_with_base"
 TASK_RECONCILE_EVALS = "evals.reconcile"
 
-TASK_ROUTES = {
-    TASK_RUN_FINETUNE: {"queue": GPU_QUEUE, "routing_key": GPU_QUEUE},
-    TASK_VALIDATE_JOB: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
-    TASK_COUNT_TOKENS: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
-    TASK_RECONCILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
-    TASK_INDEX_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
-    TASK_SEARCH_FILE: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
-    TASK_FILE_OVERLAP: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+# The CPU queue serves priority 0 first (kombu keeps one list per step), so what a task is for decides
+# its step: the reconcilers, the safety net that relays unsent messages and re-queues lost jobs, first
+# (one burst of uploads to index once starved them for minutes); then what a request waits on (token
+# counts, searches); then a job's validation; the background indexing and downloads last.
+CPU_PRIORITIES = {
+    TASK_RECONCILE: 0,
+    TASK_RECONCILE_EVALS: 0,
+    TASK_COUNT_TOKENS: 2,
+    TASK_SEARCH_FILE: 2,
+    TASK_FILE_OVERLAP: 2,
+    TASK_VALIDATE_JOB: 4,
+    TASK_INDEX_FILE: 7,
     # Downloads take long and need no GPU: a GPU worker would run one only after its queued jobs.
-    TASK_DOWNLOAD_BASE_MODEL: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
+    TASK_DOWNLOAD_BASE_MODEL: 8,
+}
+
+TASK_ROUTES: dict[str, dict[str, Any]] = {
+    # A job's priority (0 first .. 9 last) travels with each of its messages.
+    TASK_RUN_FINETUNE: {"queue": GPU_QUEUE, "routing_key": GPU_QUEUE},
+    **{
+        task: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE, "priority": priority}
+        for task, priority in CPU_PRIORITIES.items()
+    },
     TASK_RUN_EVAL: {"queue": EVALS_QUEUE, "routing_key": EVALS_QUEUE},
     TASK_COMPARE_WITH_BASE: {"queue": EVALS_QUEUE, "routing_key": EVALS_QUEUE},
-    TASK_RECONCILE_EVALS: {"queue": CPU_QUEUE, "routing_key": CPU_QUEUE},
 }
 
 
@@ -79,6 +92,9 @@ def create_celery_app() -> Celery:
     }
     app.conf.update(
         broker_url=settings.redis_url,
+        # A worker survives losing the broker (see the module); only plain redis:// URLs use it, so a
+        # rediss:// URL keeps kombu's own handling of TLS.
+        broker_transport=TRANSPORT if settings.redis_url.startswith("redis://") else None,
         result_backend=settings.redis_url,
         broker_transport_options=transport_options,
         result_backend_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
@@ -110,12 +126,20 @@ def create_celery_app() -> Celery:
             "reconcile-jobs": {
                 "task": TASK_RECONCILE,
                 "schedule": timedelta(seconds=settings.reconcile_interval_seconds),
-                "options": {"queue": CPU_QUEUE, "expires": settings.reconcile_interval_seconds},
+                "options": {
+                    "queue": CPU_QUEUE,
+                    "expires": settings.reconcile_interval_seconds,
+                    "priority": CPU_PRIORITIES[TASK_RECONCILE],
+                },
             },
             "reconcile-evals": {
                 "task": TASK_RECONCILE_EVALS,
                 "schedule": timedelta(seconds=settings.reconcile_interval_seconds),
-                "options": {"queue": CPU_QUEUE, "expires": settings.reconcile_interval_seconds},
+                "options": {
+                    "queue": CPU_QUEUE,
+                    "expires": settings.reconcile_interval_seconds,
+                    "priority": CPU_PRIORITIES[TASK_RECONCILE_EVALS],
+                },
             },
         },
         timezone="UTC",

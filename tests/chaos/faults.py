@@ -67,10 +67,10 @@ class TrainerWatch(threading.Thread):
 class WorkerSupervisor(threading.Thread):
     """What `restart: unless-stopped` does for the workers in docker-compose.yml: an exited one is started again.
 
-    Celery's Redis transport can kill its own worker when the broker drops the connection while the
-    worker holds unacknowledged messages (kombu's `restore_unacked` on a closed connection raises
-    AttributeError, an "Unrecoverable error"); production relies on the restart policy for that, so
-    the fault tests do too, and report every restart. The thread lives as long as the test session:
+    A worker is not expected to exit of a broker or database restart (kombu's Redis transport used to
+    kill it: app/core/broker_transport.py), and the restart tests assert that none did; the supervisor
+    still restarts one that does, as production's restart policy would, so the rest of the test says
+    what else went wrong, and it reports every restart. The thread lives as long as the test session:
     the platform's processes get the parent-death signal (prctl PR_SET_PDEATHSIG), which Linux sends
     when the *thread* that started them ends, so a worker restarted here must not outlive this thread.
     """
