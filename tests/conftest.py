@@ -84,6 +84,7 @@ def stack() -> Iterator[object]:
     configured.update({name: url for name, (_, url) in proxies.items()})
     platform = Stack(data_dir=data_dir, ports=Ports.free(), environment="test", configured=configured)
     platform.proxies = {name: proxy for name, (proxy, _) in proxies.items()}  # type: ignore[attr-defined]
+    _LOGS.directory = platform.log_dir
     try:
         env = platform.start_servers()
         env.update(TEST_SETTINGS)
@@ -435,6 +436,47 @@ async def make_user(sessionmaker: async_sessionmaker[AsyncSession], settings):  
             return TestUser(user.id, org.id, issued.secret, list(user.roles))
 
     return make
+
+
+class _PlatformLogs:
+    """Where each service log of the stack stood when the running test began: a failed test's report
+    ends with what each process wrote during it (a CI failure is otherwise all that is left of them)."""
+
+    LINES = 40
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+        self.offsets: dict[Path, int] = {}
+
+    def mark(self) -> None:
+        logs = sorted(self.directory.glob("*.log")) if self.directory else []
+        self.offsets = {log: log.stat().st_size for log in logs}
+
+    def sections(self) -> list[tuple[str, str]]:
+        found = []
+        for log in sorted(self.directory.glob("*.log")) if self.directory else []:
+            with log.open("rb") as file:
+                file.seek(self.offsets.get(log, 0))
+                written = file.read().decode(errors="replace").splitlines()[-self.LINES :]
+            if written:
+                found.append((f"{log.name}, its last {len(written)} lines of this test", "\n".join(written)))
+        return found
+
+
+_LOGS = _PlatformLogs()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _LOGS.mark()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.failed:
+        report.sections.extend(_LOGS.sections())
+    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:
