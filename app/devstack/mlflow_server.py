@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,10 +12,14 @@ from app.devstack.processes import ManagedProcess, wait_until
 
 
 class EmbeddedMlflow:
-    def __init__(self, data_dir: Path, port: int, log_dir: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log_dir: Path, job_runner: bool = False) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
-        self.process = ManagedProcess("mlflow", self._argv(), log_dir / "mlflow.log")
+        # The platform tracks runs and registers models; MLflow's own job runner (GenAI evaluation jobs,
+        # trace rollups: seven huey consumer processes) is not used, so it is not started
+        # (`python -m bench.mlflow_start` measures what it costs; docs/evidence.md).
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": str(job_runner).lower()}
+        self.process = ManagedProcess("mlflow", self._argv(), log_dir / "mlflow.log", env=env)
 
     def _argv(self) -> list[str]:
         mlflow = Path(sys.executable).parent / "mlflow"
