@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from app.core.celery_app import create_celery_app
 from app.devstack.processes import ManagedProcess, wait_until
+from tests.brokers import celery_app_on, unread_database_url
 from tests.chaos.broker_loss_app import QUEUE, TASK_SLEEP
 from tests.chaos.conftest import outage_of
 
@@ -28,17 +28,12 @@ pytestmark = pytest.mark.slow
 DB = 8  # the platform uses database 0
 
 
-def _broker_url(stack: Any) -> str:
-    base, _, _ = stack.env["REDIS_URL"].rpartition("/")
-    return f"{base}/{DB}"
-
-
 @pytest.fixture
 def worker(stack, tmp_path: Path) -> Iterator[ManagedProcess]:  # type: ignore[no-untyped-def]
     celery = str(Path(sys.executable).parent / "celery")
     argv = [celery, "-A", "tests.chaos.broker_loss_app", "worker", "-Q", QUEUE, "--pool=prefork", "--concurrency=2",
             "--without-mingle", "--without-gossip", f"--hostname=broker-loss-{os.getpid()}@%h"]  # fmt: skip
-    env = {**stack.env, "BROKER_LOSS_URL": _broker_url(stack), **_kombu_transport()}
+    env = {**stack.env, "BROKER_LOSS_URL": unread_database_url(stack, DB), **_kombu_transport()}
     process = ManagedProcess("broker-loss-worker", argv, tmp_path / "worker.log", env=env).start()
     wait_until(lambda: b" ready." in process.log_path.read_bytes(), 120, "broker-loss worker", process)
     yield process
@@ -52,9 +47,7 @@ def _kombu_transport() -> dict[str, str]:
 
 @pytest.fixture
 def producer(stack) -> Celery:  # type: ignore[no-untyped-def]
-    app = create_celery_app()
-    app.conf.broker_url = _broker_url(stack)
-    return app
+    return celery_app_on(unread_database_url(stack, DB))
 
 
 def _logged(process: ManagedProcess, text: str) -> bool:

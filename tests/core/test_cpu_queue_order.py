@@ -19,25 +19,22 @@ from app.core.celery_app import (
     TASK_RECONCILE,
     TASK_RECONCILE_EVALS,
     TASK_VALIDATE_JOB,
-    create_celery_app,
     queue_for,
 )
 from app.fleet.queues import waiting
+from tests.brokers import celery_app_on, unread_database_url
 
 UNREAD_DB = 9  # the platform uses database 0
 
 
 @pytest.fixture
 def broker_url(stack) -> str:  # type: ignore[no-untyped-def]
-    base, _, _ = stack.env["REDIS_URL"].rpartition("/")
-    return f"{base}/{UNREAD_DB}"
+    return unread_database_url(stack, UNREAD_DB)
 
 
 @pytest.fixture
 def app(broker_url: str) -> Celery:
-    app = create_celery_app()
-    app.conf.broker_url = broker_url
-    return app
+    return celery_app_on(broker_url)
 
 
 def _publish_as_the_outbox(app: Celery, task: str, args: list[object]) -> None:
