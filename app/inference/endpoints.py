@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -55,8 +55,8 @@ async def server_sent_events(stream: ChunkStream) -> AsyncIterator[bytes]:
     """`data:` lines of chunks, then `data: [DONE]`; an error after the first byte is sent as an error event."""
     try:
         async for batch in stream:  # the chunks that arrived together go out in one write
-            yield b"".join(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n" for chunk in batch)
+            yield b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in batch)
     except PlatformError as error:
-        yield b"data: " + json.dumps(error.body()).encode() + b"\n\n"
+        yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
         return
     yield b"data: [DONE]\n\n"

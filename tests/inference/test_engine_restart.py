@@ -1,9 +1,13 @@
 """A killed engine: 503 with Retry-After (never 500) while it is down, then it is back and answers.
 
-The `finetune chat` command is checked here too, on the base model, while the engine is up.
+The `finetune chat` command is checked here too, on the base model, while the engine is up, and so is
+a client that leaves in the middle of a stream: the engine must stop generating for it.
 """
 
 from __future__ import annotations
+
+import re
+import time
 
 import httpx
 import pytest
@@ -26,6 +30,7 @@ async def test_killed_engine_answers_503_then_comes_back(serving, tiny_model, ma
     sampled = client.chat.completions.create(**request, n=2, seed=5, temperature=1.5, logprobs=True, top_logprobs=2)  # type: ignore[arg-type]
     assert [choice.index for choice in sampled.choices] == [0, 1] and 2 <= sampled.usage.completion_tokens <= 8
     assert all(len(choice.logprobs.content[0].top_logprobs) == 2 for choice in sampled.choices)
+    assert_a_stream_left_is_aborted(serving.user_api, serving.engine_url, user.headers, tiny_model)
 
     serving.engine.kill()  # SIGKILL, as a crash would
     down = httpx.post(f"{serving.user_api}/v1/chat/completions", json=request, headers=user.headers, timeout=30)
@@ -49,3 +54,35 @@ def assert_cli_chats(user_api: str, key: str, model: str) -> None:
     assert talk.stdout.splitlines()[0] == once.stdout.splitlines()[0]  # same first question, same greedy answer
     missing = runner.invoke(cli, ["chat", "no-such-model", "--prompt", "hi"])
     assert missing.exit_code != 0 and "No such model" in missing.output
+
+
+FINISHED = re.compile(r'^vllm:request_success_total\{[^}]*finished_reason="(\w+)"[^}]*\} ([0-9.e+]+)$', re.MULTILINE)
+RUNNING = re.compile(r"^vllm:num_requests_running\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
+
+
+def engine_counts(engine_url: str) -> tuple[float, dict[str, float]]:
+    """The engine's requests running now, and its count of requests that ended by finishing (stop, length,
+    ...): vLLM does not count an aborted request there."""
+    metrics = httpx.get(f"{engine_url}/metrics", timeout=30).text
+    finished: dict[str, float] = {}
+    for reason, value in FINISHED.findall(metrics):
+        finished[reason] = finished.get(reason, 0.0) + float(value)
+    return sum(float(value) for value in RUNNING.findall(metrics)), finished
+
+
+def assert_a_stream_left_is_aborted(user_api: str, engine_url: str, headers: dict[str, str], model: str) -> None:
+    """A client that closes its stream after the first chunk: the engine aborts the request instead of
+    generating the 1500 tokens asked for to nobody (the API closes its own connection to the engine)."""
+    _, before = engine_counts(engine_url)
+    body = {"model": model, "messages": [{"role": "user", "content": "Tell me a long story."}], "stream": True,
+            "max_tokens": 1500, "temperature": 0}  # fmt: skip
+    with httpx.stream("POST", f"{user_api}/v1/chat/completions", json=body, headers=headers, timeout=60) as response:
+        assert response.status_code == 200
+        first = next(line for line in response.iter_lines() if line.startswith("data: {"))
+    assert '"chat.completion.chunk"' in first
+    deadline = time.monotonic() + 120
+    while (running := engine_counts(engine_url)[0]) > 0:
+        assert time.monotonic() < deadline, f"{running} requests still generating 120 s after their client left"
+        time.sleep(0.2)
+    time.sleep(1)  # a request that ended by finishing would be counted in the same metrics update
+    assert engine_counts(engine_url)[1] == before  # ended, and not by finishing: aborted
