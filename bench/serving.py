@@ -9,9 +9,12 @@ engine. At each level, N streams send streamed chat completions back to back for
 once straight to the engine and once through `/v1/chat/completions` (key check, Cerbos, the
 database, usage recording, the SSE re-encoding), alternating for `--rounds` rounds. Greedy
 decoding of one prompt makes both paths generate the same tokens. Reported: completion tokens per
-second over the window, time to first token (p50, p90), and the user API's ratio to the engine's.
-On this shared 2-core machine the API process competes with the engine for the same cores: read
-the ratios, measured in the same run, rather than the absolute figures.
+second over the window, time to first token (p50, p90), the user API's ratio to the engine's, and
+the CPU time the user API process spent per 1000 tokens it relayed (what an API replica costs per
+token wherever the engine runs; on a GPU host that, not the cores it shares here, sets how many
+streams one API process can carry). On this shared 2-core machine the API process competes with
+the engine for the same cores: read the ratios, measured in the same run, rather than the absolute
+figures.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 SERVED = "tiny-llama-bench"
 PROMPT = [{"role": "user", "content": "Tell me a story about a river, a robot and a garden."}]
@@ -51,8 +55,15 @@ async def one_stream(http: httpx.AsyncClient, url: str, body: dict[str, Any]) ->
     return (first if first is not None else time.perf_counter() - started), tokens
 
 
+def cpu_seconds(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 async def drive(url: str, headers: dict[str, str], model: str, streams: int, seconds: float,
-                max_tokens: int) -> dict[str, Any]:  # fmt: skip
+                max_tokens: int, relay: psutil.Process | None = None) -> dict[str, Any]:  # fmt: skip
     body = {"model": model, "messages": PROMPT, "stream": True, "stream_options": {"include_usage": True},
             "temperature": 0, "max_tokens": max_tokens}  # fmt: skip
     first_tokens: list[float] = []
@@ -69,9 +80,9 @@ async def drive(url: str, headers: dict[str, str], model: str, streams: int, sec
                 first_tokens.append(ttft)
                 total_tokens += tokens
 
-        began = time.perf_counter()
+        began, relay_began = time.perf_counter(), cpu_seconds(relay)
         await asyncio.gather(*(stream_loop() for _ in range(streams)))
-        elapsed = time.perf_counter() - began
+        elapsed, relay_cpu = time.perf_counter() - began, cpu_seconds(relay) - relay_began
     first_tokens.sort()
     return {
         "streams": streams,
@@ -79,11 +90,14 @@ async def drive(url: str, headers: dict[str, str], model: str, streams: int, sec
         "tokens_per_second": round(total_tokens / elapsed, 1),
         "ttft_p50_ms": round(1000 * statistics.median(first_tokens), 1),
         "ttft_p90_ms": round(1000 * first_tokens[int(0.9 * (len(first_tokens) - 1))], 1),
+        # The user API's CPU per 1000 relayed tokens (0 for the engine path: no relay).
+        "relay_cpu_ms_per_1k_tokens": round(1e6 * relay_cpu / max(total_tokens, 1), 1),
     }
 
 
-def start_platform(data_dir: Path) -> tuple[Any, str, str, str]:
-    """Servers, the tiny model in the catalog, a user's key, the engine and the user API: (stack, api, engine, key)."""
+def start_platform(data_dir: Path) -> tuple[Any, str, str, str, int]:
+    """Servers, the tiny model in the catalog, a user's key, the engine and the user API:
+    (stack, api, engine, key, the API's pid)."""
     from app.core.config import get_settings
     from app.core.migrations import upgrade_head
     from app.devstack.processes import free_port, wait_until
@@ -103,12 +117,12 @@ def start_platform(data_dir: Path) -> tuple[Any, str, str, str]:
     api_port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "app.api.user_app:app", "--host", "127.0.0.1", "--port", str(api_port),
             "--no-access-log"]  # fmt: skip
-    stack.spawn("user-api-bench", argv, {**stack.env, "INFERENCE_ENGINES": json.dumps({SERVED: engine})})
+    api_process = stack.spawn("user-api-bench", argv, {**stack.env, "INFERENCE_ENGINES": json.dumps({SERVED: engine})})
     api = f"http://127.0.0.1:{api_port}"
     # Not /ready: MLflow and Qdrant are not started for this bench.
     for url in (f"{engine}/health", f"{api}/health"):
         wait_until(lambda url=url: httpx.get(url, timeout=5).status_code == 200, 600, url)
-    return stack, api, engine, key
+    return stack, api, engine, key, api_process.pid
 
 
 async def seed(database_url: str, settings: Any, model: Path) -> str:
@@ -130,22 +144,24 @@ async def seed(database_url: str, settings: Any, model: Path) -> str:
     return issued.secret
 
 
-async def measure(api: str, engine: str, key: str, levels: list[int], seconds: float, rounds: int,
+async def measure(api: str, engine: str, key: str, api_pid: int, levels: list[int], seconds: float, rounds: int,
                   max_tokens: int) -> list[dict[str, Any]]:  # fmt: skip
+    relay = psutil.Process(api_pid)
     paths = {
-        "engine": (f"{engine}/v1/chat/completions", {}),
-        "user_api": (f"{api}/v1/chat/completions", {"Authorization": f"Bearer {key}"}),
+        "engine": (f"{engine}/v1/chat/completions", {}, None),
+        "user_api": (f"{api}/v1/chat/completions", {"Authorization": f"Bearer {key}"}, relay),
     }
     results = []
     for streams in levels:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
         for _ in range(rounds):
-            for name, (url, headers) in paths.items():
-                runs[name].append(await drive(url, headers, SERVED, streams, seconds, max_tokens))
+            for name, (url, headers, process) in paths.items():
+                runs[name].append(await drive(url, headers, SERVED, streams, seconds, max_tokens, process))
         row: dict[str, Any] = {"streams": streams}
         for name, measured in runs.items():
             row[name] = {key: round(statistics.mean(run[key] for run in measured), 1)
-                         for key in ("tokens_per_second", "ttft_p50_ms", "ttft_p90_ms", "requests")}  # fmt: skip
+                         for key in ("tokens_per_second", "ttft_p50_ms", "ttft_p90_ms", "requests",
+                                     "relay_cpu_ms_per_1k_tokens")}  # fmt: skip
         api_path, engine_path = row["user_api"], row["engine"]
         row["tokens_per_second_ratio"] = round(api_path["tokens_per_second"] / engine_path["tokens_per_second"], 3)
         row["ttft_p50_overhead_ms"] = round(api_path["ttft_p50_ms"] - engine_path["ttft_p50_ms"], 1)
@@ -164,9 +180,10 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(level) for level in args.streams.split(",")]
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as scratch:
-        stack, api, engine, key = start_platform(Path(scratch))
+        stack, api, engine, key, api_pid = start_platform(Path(scratch))
         try:
-            results = asyncio.run(measure(api, engine, key, levels, args.seconds, args.rounds, args.max_tokens))
+            measured = measure(api, engine, key, api_pid, levels, args.seconds, args.rounds, args.max_tokens)
+            results = asyncio.run(measured)
         finally:
             stack.stop()
     report = {"command": " ".join(["python -m bench.serving", *sys.argv[1:]]), "cpus": os.cpu_count(),
