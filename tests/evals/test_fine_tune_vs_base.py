@@ -116,8 +116,9 @@ def kill_tree(worker) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 async def test_fine_tune_beats_its_base_and_runs_survive_a_killed_worker(  # type: ignore[no-untyped-def]
-    serving, evals_worker, gpu_worker, tiny_model, make_user, sessionmaker, mlflow
+    serving, evals_worker, gpu_worker, second_gpu_worker, tiny_model, make_user, sessionmaker, mlflow
 ) -> None:
+    # The fine-tune and the judge train at once on two GPU workers (together about as long as one alone here).
     alice = await make_user("alice@acme.example", "acme")
     client = OpenAI(base_url=f"{serving.user_api}/v1", api_key=alice.key, max_retries=0)
     training = client.files.create(file=("facts.jsonl", facts_file("red")), purpose="fine-tune")

@@ -44,8 +44,10 @@ def answer(client: OpenAI, model: str, question: str, **options: object) -> Chat
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # 7 min here with other suites running; two trainings and the engine's start
 async def test_fine_tuned_models_answer_their_facts_through_the_sdk(  # type: ignore[no-untyped-def]
-    serving, cpu_worker, gpu_worker, tiny_model, make_user, sessionmaker, settings
+    serving, cpu_worker, gpu_worker, second_gpu_worker, tiny_model, make_user, sessionmaker, settings
 ) -> None:
+    # Two GPU workers train the two models at once, as a fleet would: on 2 cores two tiny trainings together
+    # take about as long as one alone (each is bound by Python's per-step work, not by the cores).
     alice = await make_user("alice@acme.example", "acme")
     carol = await make_user("carol@rival.example", "rival")
     admin = await make_user("root@ops.example", "ops", roles=["admin"])
