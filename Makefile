@@ -17,7 +17,7 @@ CHROMIUM := /usr/bin/chromium
 # make evidence: every figure of docs/evidence.md in one run (about an hour)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-full lint typecheck policies deploy-check bench evidence clean
+.PHONY: install test-setup run test test-full lint typecheck policies deploy-check bench evidence clean
 
 # The two virtualenvs download and unpack at the same time (minutes each on a fresh machine).
 install:
@@ -41,6 +41,10 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/python -c 'import vllm.entrypoints.openai.api_server'
 	touch $(VLLM_STAMP)
+
+# What the suite needs installed, Debian's Chromium included, all at the same time (apt beside pip).
+test-setup:
+	@$(MAKE) --no-print-directory --silent -j4 $(STAMP) $(CERBOS) $(VLLM_STAMP) $(CHROMIUM)
 
 $(CERBOS): scripts/install-cerbos.sh
 	scripts/install-cerbos.sh >/dev/null
@@ -66,7 +70,7 @@ deploy-check: install
 
 # The type check (a minute and a half from a cold cache) runs beside the suite, niced, while the suite's
 # servers start; its verdict counts as much as the tests'.
-test: install $(CHROMIUM) lint policies deploy-check
+test: test-setup lint policies deploy-check
 	@nice -n 10 $(VENV)/bin/mypy > $(VENV)/mypy.log 2>&1 & mypy=$$!; \
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra --durations=25 $(PYTEST_ARGS); tests=$$?; \
 	if wait $$mypy; then tail -n 1 $(VENV)/mypy.log; else cat $(VENV)/mypy.log; echo "make test: mypy failed"; exit 1; fi; \

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import cast
 
 import httpx
 import psycopg2
@@ -186,7 +187,11 @@ def mlflow_from_compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         word = re.sub(r"^\$\{MLFLOW_ALLOWED_HOSTS:-(.*)\}$", r"\1", word)
         arguments.append({"/mlflow/artifacts": str(folder / "artifacts"), "5000": str(port)}.get(word, word))
     arguments[arguments.index("--workers") + 1] = "1"
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    service = compose_service("mlflow")
+    # The service's environment as compose gives it (its job runner off: 10 processes and ~45 CPU-s a start
+    # with it), the backend store on SQLite.
+    environment = cast(dict[str, str], service["environment"])
+    env = {**os.environ, **environment, "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{folder / 'mlflow.db'}"}
     mlflow = Path(sys.executable).parent / "mlflow"
     log = (folder / "mlflow.log").open("wb")
     process = subprocess.Popen([str(mlflow), *arguments], env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
