@@ -20,8 +20,9 @@ PYTEST_ARGS ?=
 .PHONY: install test-setup run test test-full lint typecheck policies deploy-check bench evidence clean
 
 # The two virtualenvs download and unpack at the same time (minutes each on a fresh machine).
+INSTALLED := $(STAMP) $(CERBOS) $(VLLM_STAMP)
 install:
-	@$(MAKE) --no-print-directory --silent -j3 $(STAMP) $(CERBOS) $(VLLM_STAMP)
+	@$(MAKE) --no-print-directory --silent -j3 $(INSTALLED)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), "Python 3.11 or 3.12 is required"'
@@ -44,7 +45,7 @@ $(VLLM_STAMP):
 
 # What the suite needs installed, Debian's Chromium included, all at the same time (apt beside pip).
 test-setup:
-	@$(MAKE) --no-print-directory --silent -j4 $(STAMP) $(CERBOS) $(VLLM_STAMP) $(CHROMIUM)
+	@$(MAKE) --no-print-directory --silent -j4 $(INSTALLED) $(CHROMIUM)
 
 $(CERBOS): scripts/install-cerbos.sh
 	scripts/install-cerbos.sh >/dev/null

@@ -12,7 +12,6 @@ docs/evidence.md, "Serving overhead"). Every token a user receives passes throug
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,7 +51,7 @@ class AdapterMissing(NotFound):
 def engine_error(status: int, body: bytes, engine_model: str) -> PlatformError:
     """The engine's error answer as the platform's: its message, never its internals' status."""
     try:
-        error = json.loads(body).get("error") or {}
+        error = orjson.loads(body).get("error") or {}
         message, param = str(error.get("message") or body[:500]), error.get("param")
     except (ValueError, AttributeError):
         message, param = body[:500].decode(errors="replace"), None
@@ -109,17 +108,16 @@ class EngineClient:
             self._session = None
 
     async def chat(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        async with _engine_call(), self.http.post(self._chat_url(url), data=_json(body), headers=JSON) as response:
-            content = await response.read()
-        if response.status != 200:
-            raise engine_error(response.status, content, body["model"])
-        return orjson.loads(content)  # type: ignore[no-any-return]
+        response = await self.post(url, CHAT_PATH, body)
+        if response.status_code != 200:
+            raise engine_error(response.status_code, response.content, body["model"])
+        return response.json()  # type: ignore[no-any-return]
 
     @asynccontextmanager
     async def chat_stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[list[dict[str, Any]]]]:
         """The engine's SSE stream as batches of parsed chunks; errors before the first byte raise here."""
         async with _engine_call():
-            response = await self.http.post(self._chat_url(url), data=_json(body), headers=JSON)
+            response = await self.http.post(f"{url}{CHAT_PATH}", data=orjson.dumps(body), headers=JSON)
         try:
             if response.status != 200:
                 async with _engine_call():
@@ -131,25 +129,18 @@ class EngineClient:
             # it, and the engine, seeing the connection go, stops generating.
             response.release()
 
-    @staticmethod
-    def _chat_url(url: str) -> str:
-        return f"{url}/v1/chat/completions"
-
     async def post(self, url: str, path: str, body: dict[str, Any]) -> EngineResponse:
-        async with _engine_call(), self.http.post(f"{url}{path}", data=_json(body), headers=JSON) as response:
+        async with _engine_call(), self.http.post(f"{url}{path}", data=orjson.dumps(body), headers=JSON) as response:
             return EngineResponse(response.status, await response.read())
 
     async def get(self, url: str, path: str, wait_seconds: float | None = None) -> EngineResponse:
-        timeout = None if wait_seconds is None else aiohttp.ClientTimeout(total=wait_seconds)
-        async with _engine_call(), self.http.get(f"{url}{path}", timeout=timeout or self.timeout) as response:
+        timeout = self.timeout if wait_seconds is None else aiohttp.ClientTimeout(total=wait_seconds)
+        async with _engine_call(), self.http.get(f"{url}{path}", timeout=timeout) as response:
             return EngineResponse(response.status, await response.read())
 
 
+CHAT_PATH = "/v1/chat/completions"
 JSON = {"Content-Type": "application/json"}
-
-
-def _json(body: dict[str, Any]) -> bytes:
-    return orjson.dumps(body)
 
 
 async def _chunk_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[dict[str, Any]]]:
@@ -159,11 +150,9 @@ async def _chunk_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list
     iteration, one write to the client) keeps the per-token cost of the user API small. After
     `[DONE]` the body is read to its end, so that its connection can serve the next request.
     """
-    pending, done = b"", False
+    pending = b""
     async with _engine_call():
         async for data in response.content.iter_any():
-            if done:
-                continue
             *events, pending = (pending + data).split(b"\n\n")
             batch: list[dict[str, Any]] = []
             for event in events:
@@ -172,11 +161,11 @@ async def _chunk_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list
                         continue
                     payload = line[5:].strip()
                     if payload == b"[DONE]":
-                        done = True
-                        break
+                        if batch:
+                            yield batch
+                        await response.read()  # the body's end, so that the connection goes back to the pool
+                        return
                     batch.append(orjson.loads(payload))
-                if done:
-                    break
             if batch:
                 yield batch
 

@@ -180,14 +180,14 @@ def mlflow_from_compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     and each extra worker is another MLflow import that can take minutes on a loaded machine.
     """
     folder = tmp_path_factory.mktemp("mlflow")
-    command = [str(word) for word in compose_service("mlflow")["command"]]  # type: ignore[attr-defined]
+    service = compose_service("mlflow")
+    command = [str(word) for word in service["command"]]  # type: ignore[attr-defined]
     port = free_port()
     arguments = []
     for word in command[1:]:
         word = re.sub(r"^\$\{MLFLOW_ALLOWED_HOSTS:-(.*)\}$", r"\1", word)
         arguments.append({"/mlflow/artifacts": str(folder / "artifacts"), "5000": str(port)}.get(word, word))
     arguments[arguments.index("--workers") + 1] = "1"
-    service = compose_service("mlflow")
     # The service's environment as compose gives it (its job runner off: 10 processes and ~45 CPU-s a start
     # with it), the backend store on SQLite.
     environment = cast(dict[str, str], service["environment"])
