@@ -1,7 +1,7 @@
 """Serving overhead: tokens/s and time to first token through the user API, against the same engine directly.
 
     python -m bench.serving [--streams 1,16] [--seconds 15] [--rounds 2] [--max-tokens 64]
-                            [--out bench/out/serving.json]
+                            [--engine-cpus 0] [--out bench/out/serving.json]
 
 Starts its own embedded PostgreSQL, Valkey and Cerbos on free ports, builds the tiny model, starts
 one vLLM engine (the CPU build, from .venv-vllm) serving it and the user API pointed at that
@@ -15,6 +15,11 @@ token wherever the engine runs; on a GPU host that, not the cores it shares here
 streams one API process can carry). On this shared 2-core machine the API process competes with
 the engine for the same cores: read the ratios, measured in the same run, rather than the absolute
 figures.
+
+`--engine-cpus 0` gives the engine CPU 0 alone and everything else (the servers, the user API,
+this driver) the other CPUs, as on a GPU host, where the engine computes on its GPU and the API's
+CPU time does not slow it down: the ratio then measures what the relay itself costs a stream
+(latency, and whether one API process keeps up), not the cores it takes from the engine.
 """
 
 from __future__ import annotations
@@ -95,15 +100,19 @@ async def drive(url: str, headers: dict[str, str], model: str, streams: int, sec
     }
 
 
-def start_platform(data_dir: Path) -> tuple[Any, str, str, str, int]:
+def start_platform(data_dir: Path, engine_cpus: set[int] | None = None) -> tuple[Any, str, str, str, int]:
     """Servers, the tiny model in the catalog, a user's key, the engine and the user API:
-    (stack, api, engine, key, the API's pid)."""
+    (stack, api, engine, key, the API's pid). With `engine_cpus`, the engine runs on those CPUs
+    alone and every other process on the rest (a child inherits its parent's CPUs)."""
     from app.core.config import get_settings
     from app.core.migrations import upgrade_head
     from app.devstack.processes import free_port, wait_until
     from app.devstack.stack import Ports, Stack
     from app.training.tiny_model import build_tiny_model
 
+    everything = os.sched_getaffinity(0)
+    rest = everything - engine_cpus if engine_cpus else everything
+    os.sched_setaffinity(0, rest)
     unused = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "QDRANT_URL": "http://127.0.0.1:9"}
     stack = Stack(data_dir=data_dir, ports=Ports.free(), environment="development", configured=unused)
     env = stack.start_servers()
@@ -113,7 +122,11 @@ def start_platform(data_dir: Path) -> tuple[Any, str, str, str, int]:
     model = build_tiny_model(data_dir / "tiny-llama")
     key = asyncio.run(seed(env["DATABASE_URL"], get_settings(), model))
     engine = f"http://127.0.0.1:{stack.ports.inference}"
+    if engine_cpus:
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(cpu) for cpu in sorted(engine_cpus))
+        os.sched_setaffinity(0, engine_cpus)
     stack.start_inference(SERVED, model, stack.ports.inference)
+    os.sched_setaffinity(0, rest)
     api_port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "app.api.user_app:app", "--host", "127.0.0.1", "--port", str(api_port),
             "--no-access-log"]  # fmt: skip
@@ -176,17 +189,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each measurement window")
     parser.add_argument("--rounds", type=int, default=2, help="engine/API alternations per level")
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--engine-cpus", default="", help="CPUs of the engine alone, e.g. 0 (default: shared)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/serving.json"))
     args = parser.parse_args()
     levels = [int(level) for level in args.streams.split(",")]
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as scratch:
-        stack, api, engine, key, api_pid = start_platform(Path(scratch))
+        engine_cpus = {int(cpu) for cpu in args.engine_cpus.split(",") if cpu}
+        stack, api, engine, key, api_pid = start_platform(Path(scratch), engine_cpus or None)
         try:
             measured = measure(api, engine, key, api_pid, levels, args.seconds, args.rounds, args.max_tokens)
             results = asyncio.run(measured)
         finally:
             stack.stop()
     report = {"command": " ".join(["python -m bench.serving", *sys.argv[1:]]), "cpus": os.cpu_count(),
+              "engine_cpus": sorted(engine_cpus) or "shared",
               "load_average_at_end": os.getloadavg(), "results": results}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # How long an API process keeps a key it has checked (0: ask PostgreSQL on every request). A change to
     # a key or its user reaches every process before its next request (app/users/credential_cache.py).
     credential_cache_seconds: float = 30.0
+    # How long a user API process keeps what serving needs of a model it was asked for (0: read it on every
+    # chat completion). A deleted model or a changed catalog entry applies to the next request either way.
+    served_model_cache_seconds: float = 30.0
 
     # Upload limits: answered with 413 / 400 before anything is stored.
     max_upload_bytes: int = 512 * 1024 * 1024

@@ -8,6 +8,7 @@ Cerbos, an evaluation run for the model it was created on) and hand it checked r
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,6 +22,7 @@ from app.core.errors import PlatformError
 from app.inference import wire
 from app.inference.adapters import EngineAdapters
 from app.inference.engine import AdapterMissing, EngineClient, EngineUnavailable
+from app.inference.served_models import UNCACHED, ServedModels
 from app.inference.usage import Usage, UsageRecorder
 
 
@@ -35,7 +37,7 @@ class ServingTarget:
     adapter_path: str | None = None  # a LoRA adapter the platform loads on first use
     chat_template: str | None = None  # the template saved with the model (the one it was trained with)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """OpenAI's `system_fingerprint`: changes when what answers (engine, weights) changes."""
         identity = f"{self.engine_url}|{self.engine_model}|{self.adapter_path}|{self.chat_template}"
@@ -66,8 +68,10 @@ class InferenceGateway:
         settings: Settings,
         client: EngineClient | None = None,
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        models: ServedModels = UNCACHED,
     ) -> None:
         self.settings = settings
+        self.models = models  # the model rows requests name, kept while no change is announced
         self.client = client or EngineClient(settings.inference_timeout_seconds, settings.inference_max_connections)
         # Where the endpoint counts token usage (None: not counted, e.g. an evaluation run counts its own).
         self.usage = UsageRecorder(sessionmaker)

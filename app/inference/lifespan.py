@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from app.authz.resources import Resources
 from app.core.errors import ServiceUnavailable
 from app.inference.gateway import InferenceGateway
+from app.inference.served_models import ServedModels
 
 logger = logging.getLogger(__name__)
 GATEWAY_KEY = "inference"
@@ -19,7 +20,10 @@ ENGINE_CHECK_TIMEOUT_SECONDS = 2.0
 @asynccontextmanager
 async def inference_gateway(resources: Resources) -> AsyncIterator[None]:
     """Lifespan extension: one gateway (one pooled HTTP client) for every request of the process."""
-    gateway = InferenceGateway(resources.settings, sessionmaker=resources.sessionmaker)
+    # Attached before the first query (the APIs make none before their extensions), so every pooled
+    # connection listens for model changes.
+    models = ServedModels.attach(resources.engine, resources.settings.served_model_cache_seconds)
+    gateway = InferenceGateway(resources.settings, sessionmaker=resources.sessionmaker, models=models)
     resources.extras[GATEWAY_KEY] = gateway
     checks = resources.extras.setdefault(READY_CHECKS_KEY, {})
     assert isinstance(checks, dict)

@@ -15,14 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import Authorizer, Kind, Principal, hidden
 from app.authz.resources import Resources
-from app.catalog import repository as catalog
 from app.core.config import Settings
 from app.core.errors import NotFound, PlatformError
 from app.finetuned import repository as fine_tuned
-from app.finetuned.tables import FineTunedModel
 from app.inference import repository, wire
 from app.inference.catalog import ADAPTER_CONFIG
 from app.inference.gateway import ChunkStream, InferenceGateway, ServingTarget
+from app.inference.served_models import UNCACHED, FineTunedRow, ServedModels
 from app.jobs import repository as jobs
 from app.jobs.tables import Job
 
@@ -54,7 +53,7 @@ async def chat(
     """A `chat.completion`, or an opened stream of chunks, for the caller's request body."""
     settings = resources.settings
     request = wire.checked_request(body, settings.inference_max_choices)
-    target = await resolve(session, resources.authorizer, principal, settings, body["model"])
+    target = await resolve(session, resources.authorizer, principal, settings, body["model"], gateway.models)
     if principal.organization_id is not None:
         await check_rate(session, resources.redis, settings, principal.organization_id)
     record = functools.partial(gateway.usage.record, principal.organization_id, target.model)
@@ -85,23 +84,36 @@ async def target_for(session: AsyncSession, settings: Settings, model: str) -> S
 
 
 async def resolve(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, settings: Settings, model: str
+    session: AsyncSession,
+    authorizer: Authorizer,
+    principal: Principal,
+    settings: Settings,
+    model: str,
+    models: ServedModels = UNCACHED,
 ) -> ServingTarget:
-    """Where `model` is served, if the caller may generate with it; the one 404 otherwise."""
+    """Where `model` is served, if the caller may generate with it; the one 404 otherwise.
+
+    `models` is the process's cache of model rows (a request's `session` only); Cerbos decides every call.
+    """
     if not isinstance(model, str):
         raise wire.invalid("'model' must be a string.", "model", "invalid_type")
     if not model.startswith("ft:"):
-        return await _base_target(session, authorizer, principal, settings, model)
+        return await _base_target(session, authorizer, principal, settings, model, models)
     checkpoint = CHECKPOINT_NAME.match(model)
     if checkpoint:
         return await _checkpoint_target(session, authorizer, principal, settings, checkpoint)
-    return await _fine_tuned_target(session, authorizer, principal, settings, model)
+    return await _fine_tuned_target(session, authorizer, principal, settings, model, models)
 
 
 async def _base_target(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, settings: Settings, model: str
+    session: AsyncSession,
+    authorizer: Authorizer,
+    principal: Principal,
+    settings: Settings,
+    model: str,
+    models: ServedModels,
 ) -> ServingTarget:
-    entry = await catalog.get(session, model)
+    entry = await models.base_model(session, model)
     attrs = None if entry is None else {"model_kind": "base", "allowed": entry.allowed}
     await authorizer.require(principal, Kind.SERVED_MODEL, model, attrs, "generate")
     if entry is None:
@@ -116,14 +128,19 @@ async def _base_target(
     return ServingTarget(model, model, url, model, chat_template=entry.chat_template)
 
 
-def _fine_tuned_attrs(row: FineTunedModel | Job) -> dict[str, Any]:
+def _fine_tuned_attrs(row: FineTunedRow | Job) -> dict[str, Any]:
     return {"model_kind": "fine_tuned", "owner_id": row.owner_id, "organization_id": row.organization_id}
 
 
 async def _fine_tuned_target(
-    session: AsyncSession, authorizer: Authorizer, principal: Principal, settings: Settings, model: str
+    session: AsyncSession,
+    authorizer: Authorizer,
+    principal: Principal,
+    settings: Settings,
+    model: str,
+    models: ServedModels,
 ) -> ServingTarget:
-    row = await fine_tuned.get(session, model)
+    row = await models.fine_tuned(session, model)
     if row is None:
         await _explain_missing(session, authorizer, principal, model)
     assert row is not None
