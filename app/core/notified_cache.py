@@ -9,7 +9,7 @@ a worker, a script, `psql`):
 2. Every connection of the process's pool LISTENs on the channel from the moment it is opened;
    opening one also empties the cache (what was committed before it listened never reaches it).
 3. A request reads the cache only after it has checked its connection out of the pool, and the pool
-   pings a connection at checkout (`pool_pre_ping`). A backend hands its client every notice
+   pings a connection at checkout (`app.core.database.create_engine`). A backend hands its client every notice
    committed before it ends a transaction, ahead of the answer (PostgreSQL: "the notification
    event will not be delivered until just after the transaction is completed"; the ping is one),
    and asyncpg schedules the listener callback before the ping's answer resumes the request. So a
@@ -17,7 +17,7 @@ a worker, a script, `psql`):
 4. An entry read from the database is stored only if no notice arrived while it was being read
    (`generation`), so a read racing a change cannot put the old state back.
 
-Without `pool_pre_ping`, or with a time to live of 0, nothing is kept and every request asks
+Without that ping (`pool_pre_ping=False`), or with a time to live of 0, nothing is kept and every request asks
 PostgreSQL.
 """
 
@@ -29,6 +29,8 @@ from typing import Any, Generic, Self, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.database import pings_on_checkout
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class NotifiedCache(Generic[V]):
         """A cache fed by the notices that reach `engine`'s connections (call before the first query)."""
         cache = cls(ttl_seconds)
         # The pool's pre-ping is the barrier of point 3 above: without it the cache could serve a changed row.
-        if cache.enabled and not getattr(engine.pool, "_pre_ping", False):
+        if cache.enabled and not pings_on_checkout(engine):
             logger.warning("the database pool does not ping on checkout: nothing is cached on %s", cls.channel)
             cache.enabled = False
         if cache.enabled:
