@@ -31,7 +31,7 @@ class RateLimitSet(BaseModel):
     requests_per_minute: StrictInt | None = Field(ge=1, description="null: the platform default")
 
 
-def _gateway(request: Request) -> InferenceGateway:
+async def _gateway(request: Request) -> InferenceGateway:
     return gateway_of(request.app.state.resources)
 
 

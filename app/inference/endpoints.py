@@ -23,7 +23,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def get_gateway(request: Request) -> InferenceGateway:
+async def get_gateway(request: Request) -> InferenceGateway:
     return gateway_of(request.app.state.resources)
 
 

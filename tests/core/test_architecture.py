@@ -194,3 +194,37 @@ def test_migrations_form_one_line() -> None:
 
     scripts = ScriptDirectory.from_config(Config(str(APP.parent / "alembic.ini")))
     assert len(scripts.get_heads()) == 1, f"alembic heads {scripts.get_heads()}: set one's down_revision to the other"
+
+
+def _api_routes(routes: list[object]) -> Iterator[object]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's include_router keeps the router whole
+        if included is not None:
+            yield from _api_routes(included.routes)
+        elif hasattr(route, "dependant"):
+            yield route
+
+
+def _dependency_calls(dependant: object) -> Iterator[object]:
+    for sub in getattr(dependant, "dependencies", ()):
+        yield sub.call
+        yield from _dependency_calls(sub)
+
+
+def test_every_route_dependency_runs_on_the_event_loop() -> None:
+    """FastAPI runs a plain `def` dependency in a worker thread: a thread hop per request for an attribute read."""
+    import inspect  # here: the apps import the whole platform, which the other tests here must not need
+
+    from app.api.admin_app import app as admin_app
+    from app.api.user_app import app as user_app
+
+    checked, in_threads = 0, []
+    for app in (user_app, admin_app):
+        for route in _api_routes(app.routes):
+            for call in _dependency_calls(route.dependant):  # type: ignore[attr-defined]
+                checked += 1
+                is_async = inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+                if not is_async and not inspect.iscoroutinefunction(getattr(call, "__call__", None)):
+                    in_threads.append(f"{route.path}: {getattr(call, '__qualname__', call)}")  # type: ignore[attr-defined]
+    assert checked > 100
+    assert not in_threads, in_threads
