@@ -7,7 +7,7 @@ The import graph is read from the source with `ast`, so every import counts: tho
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -196,7 +196,7 @@ def test_migrations_form_one_line() -> None:
     assert len(scripts.get_heads()) == 1, f"alembic heads {scripts.get_heads()}: set one's down_revision to the other"
 
 
-def _api_routes(routes: list[object]) -> Iterator[object]:
+def _api_routes(routes: Sequence[object]) -> Iterator[object]:
     for route in routes:
         included = getattr(route, "original_router", None)  # FastAPI's include_router keeps the router whole
         if included is not None:
@@ -223,8 +223,9 @@ def test_every_route_dependency_runs_on_the_event_loop() -> None:
         for route in _api_routes(app.routes):
             for call in _dependency_calls(route.dependant):  # type: ignore[attr-defined]
                 checked += 1
-                is_async = inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
-                if not is_async and not inspect.iscoroutinefunction(getattr(call, "__call__", None)):
+                # a function, or an object whose __call__ is one (HTTPBearer)
+                candidates = (call, type(call).__call__)
+                if not any(inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f) for f in candidates):
                     in_threads.append(f"{route.path}: {getattr(call, '__qualname__', call)}")  # type: ignore[attr-defined]
     assert checked > 100
     assert not in_threads, in_threads

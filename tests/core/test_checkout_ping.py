@@ -61,6 +61,7 @@ async def test_the_ping_is_one_statement(settings: Settings, ours: bool) -> None
     try:
         async with engine.connect() as connection:  # opened (a fresh connection is not pinged)
             raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
             raw.add_query_logger(lambda record: sent.append(record.query))
         sent.clear()
         async with engine.connect() as connection:  # checked out again: the ping
