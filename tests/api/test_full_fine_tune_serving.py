@@ -87,8 +87,8 @@ def greedy(model_dir: Path, question: str) -> str:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    prompt = tokenizer.apply_chat_template(messages(question), add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True)  # fmt: skip
+    prompt: Any = tokenizer.apply_chat_template(messages(question), add_generation_prompt=True, return_tensors="pt",
+                                                return_dict=True)  # fmt: skip
     output = model.generate(**prompt, max_new_tokens=16, do_sample=False)
     return str(tokenizer.decode(output[0][prompt["input_ids"].shape[1] :], skip_special_tokens=True))
 
