@@ -52,7 +52,7 @@ class NotifiedCache(Generic[V]):
     def attach(cls, engine: AsyncEngine, ttl_seconds: float) -> Self:
         """A cache fed by the notices that reach `engine`'s connections (call before the first query)."""
         cache = cls(ttl_seconds)
-        # The pool's pre-ping is the barrier of point 3 above: without it the cache could serve a changed row.
+        # The checkout ping is the barrier of point 3 above: without it the cache could serve a changed row.
         if cache.enabled and not pings_on_checkout(engine):
             logger.warning("the database pool does not ping on checkout: nothing is cached on %s", cls.channel)
             cache.enabled = False

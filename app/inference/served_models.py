@@ -10,8 +10,10 @@ Authorization is not cached: Cerbos still decides every request from these attri
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +37,9 @@ class FineTunedRow:
     deleted_at: datetime | None
 
 
+Row = TypeVar("Row", BaseModelRow, FineTunedRow)
+
+
 class ServedModels(NotifiedCache[BaseModelRow | FineTunedRow]):
     """Keyed by the model's name; a name that matches no row is not kept (it is asked again)."""
 
@@ -42,38 +47,41 @@ class ServedModels(NotifiedCache[BaseModelRow | FineTunedRow]):
 
     async def base_model(self, session: AsyncSession, model: str) -> BaseModelRow | None:
         """The catalog entry's serving attributes; `session` must be the request's own."""
-        generation = await self._checked_out(session)
-        found = self.get(model)
-        if isinstance(found, BaseModelRow):
-            return found
-        entry = await catalog.get(session, model)
-        if entry is None:
-            return None
-        row = BaseModelRow(allowed=entry.allowed, chat_template=entry.chat_template)
-        self.put(model, row, generation)
-        return row
+
+        async def read() -> BaseModelRow | None:
+            entry = await catalog.get(session, model)
+            return None if entry is None else BaseModelRow(allowed=entry.allowed, chat_template=entry.chat_template)
+
+        return await self._cached(session, model, BaseModelRow, read)
 
     async def fine_tuned(self, session: AsyncSession, model: str) -> FineTunedRow | None:
         """The fine-tuned model's serving attributes, deleted or not; `session` must be the request's own."""
-        generation = await self._checked_out(session)
-        found = self.get(model)
-        if isinstance(found, FineTunedRow):
-            return found
-        stored = await fine_tuned.get(session, model)
-        if stored is None:
-            return None
-        row = FineTunedRow(owner_id=stored.owner_id, organization_id=stored.organization_id,
-                           base_model=stored.base_model, adapter_path=stored.adapter_path,
-                           deleted_at=stored.deleted_at)  # fmt: skip
-        self.put(model, row, generation)
-        return row
 
-    async def _checked_out(self, session: AsyncSession) -> int:
-        """The cache's generation once the request holds its connection: its checkout ping has delivered
-        every notice committed before the request began (a no-op when authentication checked it out)."""
+        async def read() -> FineTunedRow | None:
+            stored = await fine_tuned.get(session, model)
+            if stored is None:
+                return None
+            return FineTunedRow(owner_id=stored.owner_id, organization_id=stored.organization_id,
+                                base_model=stored.base_model, adapter_path=stored.adapter_path,
+                                deleted_at=stored.deleted_at)  # fmt: skip
+
+        return await self._cached(session, model, FineTunedRow, read)
+
+    async def _cached(
+        self, session: AsyncSession, model: str, kind: type[Row], read: Callable[[], Awaitable[Row | None]]
+    ) -> Row | None:
         if self.enabled:
+            # The checkout's ping first (a no-op when authentication checked the connection out): it has
+            # delivered every notice committed before the request began.
             await session.connection()
-        return self.generation
+        generation = self.generation
+        found = self.get(model)
+        if isinstance(found, kind):
+            return found
+        row = await read()
+        if row is not None:
+            self.put(model, row, generation)
+        return row
 
 
 UNCACHED = ServedModels(0)  # for callers without a listening pool (workers): every read asks PostgreSQL

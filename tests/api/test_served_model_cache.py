@@ -21,6 +21,7 @@ from app.core.config import Settings
 from app.core.database import create_engine, create_sessionmaker, utcnow
 from app.finetuned.tables import FineTunedModel
 from app.inference.served_models import BaseModelRow, FineTunedRow, ServedModels
+from tests.database import change
 
 ROUNDS = 20  # each change is tried this many times, on fresh rows: a race would show
 
@@ -53,12 +54,6 @@ async def api(settings: Settings) -> AsyncIterator[ApiProcess]:
 
     yield process
     await engine.dispose()
-
-
-async def change(sessionmaker: async_sessionmaker[AsyncSession], statement: Any) -> None:
-    async with sessionmaker() as session:
-        await session.execute(statement)
-        await session.commit()
 
 
 async def base_model(sessionmaker: async_sessionmaker[AsyncSession]) -> str:

@@ -24,6 +24,7 @@ from app.core.errors import Unauthorized
 from app.users.authentication import authenticate
 from app.users.credential_cache import CredentialCache
 from app.users.tables import ApiKey, User
+from tests.database import change
 
 ROUNDS = 20  # each change is tried this many times, on fresh keys: a race would show
 
@@ -62,13 +63,6 @@ async def api(settings: Settings) -> AsyncIterator[ApiProcess]:
 
     yield process
     await engine.dispose()
-
-
-async def change(sessionmaker: async_sessionmaker[AsyncSession], statement: Any) -> None:
-    """Another process's committed change (the test's own engine, not the API's)."""
-    async with sessionmaker() as session:
-        await session.execute(statement)
-        await session.commit()
 
 
 async def test_a_known_key_is_looked_up_once(api: ApiProcess, make_user: Callable[..., Any]) -> None:
