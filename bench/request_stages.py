@@ -21,13 +21,17 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvloop
+from pydantic import TypeAdapter
 
 from bench.request_path import REPO_ROOT, Api, start_api, start_servers
 
 Stage = Callable[[], Awaitable[object]]
+# How FastAPI serializes a route that returns `dict[str, Any]` (the lists).
+LIST_ADAPTER: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 
 async def stages(env: dict[str, str], url: str, job_id: str) -> tuple[dict[str, Stage], Callable[[], Awaitable[None]]]:
@@ -39,8 +43,14 @@ async def stages(env: dict[str, str], url: str, job_id: str) -> tuple[dict[str, 
     from cerbos.sdk.model import Principal, Resource, ResourceDesc, ResourceList
     from google.protobuf.struct_pb2 import Value
 
+    from app.authz.filters import plan_to_condition
+    from app.authz.kinds import Kind
+    from app.authz.principal import Principal as AuthzPrincipal
+    from app.authz.service import Authorizer
     from app.core.config import get_settings
     from app.core.database import create_engine, create_sessionmaker
+    from app.core.pagination import page
+    from app.jobs import repository as jobs_repository
     from app.jobs.schemas import JobObject
     from app.jobs.tables import Job
 
@@ -85,6 +95,27 @@ async def stages(env: dict[str, str], url: str, job_id: str) -> tuple[dict[str, 
     async def serialize() -> object:
         return JobObject.of(job).model_dump_json()
 
+    # A job list's own stages: the plan's translation to SQL, the page's query, its objects and JSON.
+    authorizer = Authorizer(env["CERBOS_URL"], grpc_address=env["CERBOS_GRPC_ADDRESS"])
+    owner = AuthzPrincipal(id=job.owner_id, roles=("user",), organization_id=job.organization_id)
+    plan = await authorizer._transport.plan(owner, str(Kind.FINE_TUNING_JOB), "read", None)
+    visible = plan_to_condition(plan, Job)
+
+    async def translate_plan() -> object:
+        return plan_to_condition(plan, Job)
+
+    async def list_query() -> object:
+        async with sessionmaker() as session:
+            rows, _ = await jobs_repository.visible_page(session, visible, None, None, 20)
+            await session.commit()
+        return rows
+
+    async with sessionmaker() as session:
+        page_rows, _ = await jobs_repository.visible_page(session, visible, None, None, 20)
+
+    async def serialize_list() -> object:
+        return LIST_ADAPTER.dump_json(page([JobObject.of(row) for row in page_rows], False))
+
     async def health() -> object:
         return (await api.get("/health")).raise_for_status()
 
@@ -92,6 +123,7 @@ async def stages(env: dict[str, str], url: str, job_id: str) -> tuple[dict[str, 
         await api.aclose()
         await http_cerbos.close()
         await grpc_cerbos.close()
+        await authorizer.close()
         await engine.dispose()
 
     chosen = {
@@ -102,6 +134,9 @@ async def stages(env: dict[str, str], url: str, job_id: str) -> tuple[dict[str, 
         "cerbos_plan_http": plan_http,
         "cerbos_plan_grpc": plan_grpc,
         "serialize_job": serialize,
+        "translate_plan": translate_plan,
+        "job_list_query": list_query,
+        "serialize_job_list": serialize_list,
     }
     return chosen, close
 

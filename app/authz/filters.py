@@ -10,6 +10,8 @@ query (joins, pagination, ordering). Columns are mapped from the same
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,3 +75,42 @@ def plan_to_condition(
     if where is None:
         raise UntranslatablePlanError(f"the {plan.resource_kind!r} plan produced no condition")
     return where
+
+
+class TranslatedPlans:
+    """The SQL condition of each plan already translated, found again by the plan's condition.
+
+    A memo of a pure function, not of a decision: Cerbos still answers every list request, and
+    only an answer identical to an earlier one (the same principal listing the same kind again)
+    reuses the SQL built from it. `cerbos_sqlalchemy.get_query` walks a plan in Python, about a
+    tenth of a job list's time in the API process (docs/evidence.md §8). An answer without a
+    `condition_key` (the HTTP transport's) is translated every time.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._lock = threading.Lock()  # workers may decide from several threads
+        # key -> (condition, what the key's ids name: held so that no id is reused while cached)
+        self._conditions: OrderedDict[tuple[Any, ...], tuple[ColumnElement[bool], tuple[Any, ...]]] = OrderedDict()
+
+    def condition(
+        self, plan: Plan, table: TableLike, overrides: Mapping[str, ColumnElement[Any]] | None = None
+    ) -> ColumnElement[bool]:
+        if plan.outcome != "conditional" or plan.condition_key is None:
+            return plan_to_condition(plan, table, overrides)
+        mapped = tuple((overrides or {}).items())
+        key = (plan.resource_kind, plan.condition_key, id(table), tuple((name, id(column)) for name, column in mapped))
+        with self._lock:
+            found = self._conditions.get(key)
+            if found is not None:
+                self._conditions.move_to_end(key)
+                return found[0]
+        condition = plan_to_condition(plan, table, overrides)
+        with self._lock:
+            self._conditions[key] = (condition, (table, mapped))
+            if len(self._conditions) > self._size:
+                self._conditions.popitem(last=False)
+        return condition
+
+    def __len__(self) -> int:
+        return len(self._conditions)

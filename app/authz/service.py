@@ -6,7 +6,8 @@ fetches another tenant's rows. Cerbos denies by default, and any failure to get 
 raises `AuthorizationUnavailable` (503): nothing is allowed on a transport error.
 A principal without roles (a disabled user) is denied without asking, because Cerbos
 rejects such a request instead of denying it. Since no answer is kept, a permission taken
-out of a policy is refused on the next call Cerbos answers with the new policy.
+out of a policy is refused on the next call Cerbos answers with the new policy. What is kept
+is the SQL a plan was translated to (`TranslatedPlans`), found again only by an identical answer.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, false
 
 from app.authz.errors import AuthorizationUnavailable, Forbidden, hidden, refused, refused_create
-from app.authz.filters import TableLike, plan_to_condition
+from app.authz.filters import TableLike, TranslatedPlans
 from app.authz.kinds import Kind, resource_attributes
 from app.authz.principal import Principal
 from app.authz.transport import GrpcTransport, HttpTransport, ResourceCheck, Transport
@@ -50,6 +51,7 @@ class Authorizer:
             GrpcTransport(grpc_address, timeout_seconds) if grpc_address else HttpTransport(cerbos_url, timeout_seconds)
         )
         self.transport_name = "grpc" if grpc_address else "http"
+        self.translated = TranslatedPlans()
 
     async def check(self, principal: Principal, kind: Kind, resource_id: str, attrs: Attributes, action: str) -> bool:
         allowed = await self.check_many(principal, kind, {resource_id: attrs}, [action])
@@ -153,7 +155,7 @@ class Authorizer:
         if not principal.roles:
             return false()
         plan = await self._transport.plan(principal, str(kind), action, request_id_var.get())
-        return plan_to_condition(plan, table, columns)
+        return self.translated.condition(plan, table, columns)
 
     async def connect(self) -> None:
         """Connect to Cerbos at start-up; a Cerbos not up yet is reported by /ready, not fatal here."""

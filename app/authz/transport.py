@@ -57,11 +57,16 @@ class ResourceCheck:
 
 @dataclass(frozen=True)
 class Plan:
-    """A `PlanResources` answer: its outcome, and the SDK's own response for `cerbos_sqlalchemy`."""
+    """A `PlanResources` answer: its outcome, and the SDK's own response for `cerbos_sqlalchemy`.
+
+    `condition_key`: the conditional filter's condition as Cerbos sent it (deterministic protobuf
+    bytes), so that two identical answers are known to make the same SQL; None where not known.
+    """
 
     outcome: PlanOutcome
     resource_kind: str
     response: Any
+    condition_key: bytes | None = None
 
 
 class Transport(Protocol):
@@ -130,7 +135,8 @@ class GrpcTransport:
                 engine_pb2.PlanResourcesFilter.KIND_ALWAYS_ALLOWED: "allowed",
                 engine_pb2.PlanResourcesFilter.KIND_CONDITIONAL: "conditional",
             }.get(response.filter.kind, "denied")  # type: ignore[assignment]
-        return Plan(outcome, response.resource_kind, response)
+        key = response.filter.condition.SerializeToString(deterministic=True) if outcome == "conditional" else None
+        return Plan(outcome, response.resource_kind, response, key)
 
     async def connect(self) -> None:
         # A channel connects on its first call: a cheap one (ServerInfo) here, so that a request

@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import ColumnElement
+from sqlalchemy import Column, ColumnElement, MetaData, String, Table
 from sqlalchemy.dialects import postgresql
 
 from app.authz import AuthorizationUnavailable, Authorizer, Kind, Principal, ResourceCheck
+from app.authz.filters import TranslatedPlans
+from app.devstack.cerbos import CerbosServer
 from app.devstack.processes import free_port
 from app.files.tables import File
 from app.jobs.tables import Job
@@ -100,3 +102,54 @@ async def test_unreachable_grpc_fails_closed() -> None:
         assert time.monotonic() - started < 5
     finally:
         await authorizer.close()
+
+
+async def test_an_identical_plan_reuses_its_sql_and_cerbos_is_still_asked(
+    cerbos_server: CerbosServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQL built from a plan is found again only by the same answer for the same table and columns."""
+    authorizer = Authorizer(cerbos_server.url, grpc_address=cerbos_server.grpc_address)
+    asked: list[str] = []
+    transport_plan = authorizer._transport.plan
+
+    async def counted(principal: Principal, kind: str, action: str, request_id: str | None) -> object:
+        asked.append(principal.id)
+        return await transport_plan(principal, kind, action, request_id)
+
+    monkeypatch.setattr(authorizer._transport, "plan", counted)
+    uploads = Table("uploads", MetaData(), Column("id", String), Column("created_by", String),
+                    Column("organization_id", String))  # fmt: skip
+    try:
+        first = await authorizer.list_filter(PEOPLE["alice"], Kind.FILE, "read", File)
+        assert await authorizer.list_filter(PEOPLE["alice"], Kind.FILE, "read", File) is first
+        assert len(asked) == 2 and len(authorizer.translated) == 1  # asked twice, translated once
+
+        renamed = {"owner_id": uploads.c.created_by}
+        others = {
+            "bob's": await authorizer.list_filter(PEOPLE["bob"], Kind.FILE, "read", File),
+            "jobs": await authorizer.list_filter(PEOPLE["alice"], Kind.FINE_TUNING_JOB, "read", Job),
+            "delete": await authorizer.list_filter(PEOPLE["alice"], Kind.FILE, "delete", File),
+            "renamed": await authorizer.list_filter(PEOPLE["alice"], Kind.FILE, "delete", uploads, columns=renamed),
+        }
+        assert {name: compiled(condition) for name, condition in others.items()} == {
+            "bob's": "files.owner_id = 'user-bob' OR files.organization_id = 'org-a'",
+            "jobs": "jobs.owner_id = 'user-alice' OR jobs.organization_id = 'org-a'",
+            "delete": "files.owner_id = 'user-alice'",
+            "renamed": "uploads.created_by = 'user-alice'",
+        }
+        assert compiled(await authorizer.list_filter(PEOPLE["adam"], Kind.FILE, "read", File)) == "true"
+        assert len(authorizer.translated) == 5  # an unconditional answer is not kept
+        assert len(asked) == 7
+    finally:
+        await authorizer.close()
+
+
+async def test_translated_plans_keep_the_newest(grpc_authorizer: Authorizer) -> None:
+    translated = TranslatedPlans(size=2)
+    plans = {person: await grpc_authorizer._transport.plan(PEOPLE[person], "file", "read", None)
+             for person in ("alice", "bob", "carol")}  # fmt: skip
+    conditions = {person: translated.condition(plan, File) for person, plan in plans.items()}
+    assert len(translated) == 2
+    assert translated.condition(plans["carol"], File) is conditions["carol"]
+    assert translated.condition(plans["alice"], File) is not conditions["alice"]  # the oldest went first
+    assert compiled(translated.condition(plans["alice"], File)) == compiled(conditions["alice"])
