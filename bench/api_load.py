@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 
 from app.api.user_app import app
+from bench.common import WITHOUT_TRACKING, report_head, start_servers, write_report
 
 Operation = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
@@ -147,18 +147,10 @@ def start_platform(data_dir: Path, api_env: dict[str, str] | None = None) -> tup
     Returns the stack (stop it), the API's URL, a user's key and one of the user's job ids.
     """
     from app.core.config import get_settings
-    from app.core.migrations import upgrade_head
     from app.devstack.processes import free_port
-    from app.devstack.stack import Ports, Stack
 
-    # Not touched by these operations: pointed at a closed port instead of being started.
-    unused = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "QDRANT_URL": "http://127.0.0.1:9"}
-    stack = Stack(data_dir=data_dir, ports=Ports.free(), environment="development", configured=unused)
-    env = stack.start_servers()
-    os.environ.update(env)
-    get_settings.cache_clear()
-    upgrade_head(env["DATABASE_URL"])
-    key, job_id = asyncio.run(seed(env["DATABASE_URL"], get_settings()))
+    stack = start_servers(data_dir, WITHOUT_TRACKING)
+    key, job_id = asyncio.run(seed(stack.env["DATABASE_URL"], get_settings()))
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "bench.api_load:app", "--host", "127.0.0.1", "--port", str(port),
             "--no-access-log"]  # fmt: skip
@@ -205,11 +197,7 @@ def main() -> None:
             results = asyncio.run(measure(base_url, key, job_id, levels, args.seconds))
         finally:
             stack.stop()
-    report = {"command": " ".join(["python -m bench.api_load", *sys.argv[1:]]), "cpus": os.cpu_count(),
-              "load_average_at_end": os.getloadavg(), "results": results}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.out, {**report_head("bench.api_load"), "results": results})
 
 
 if __name__ == "__main__":

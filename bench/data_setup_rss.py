@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO_ROOT / "bench" / "out"
@@ -41,7 +42,7 @@ def write_file(path: Path, megabytes: int) -> Path:
     return path
 
 
-def setup_once(data_file: Path, cache: Path) -> dict[str, float]:
+def setup_once(data_file: Path, cache: Path) -> dict[str, Any]:
     """One data setup, measured from inside (the child process)."""
     import os
 

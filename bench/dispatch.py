@@ -26,6 +26,8 @@ from typing import Any
 
 from celery import Celery
 
+from bench.common import report_head, start_servers, write_report
+
 ECHO_QUEUE = "bench-echo"
 echo_app = Celery("bench-echo", broker=os.environ.get("REDIS_URL"), backend=os.environ.get("REDIS_URL"))
 echo_app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"],
@@ -49,16 +51,10 @@ def celery_round_trips(count: int) -> list[float]:
 def start_platform(data_dir: Path) -> tuple[Any, str, str]:
     """Every server, both APIs' user side, both workers and an echo worker; returns (stack, url, user key)."""
     from app.core.config import get_settings
-    from app.core.migrations import upgrade_head
     from app.devstack.bootstrap import bootstrap
-    from app.devstack.stack import Ports, Stack
     from app.training.tiny_model import build_tiny_model
 
-    stack = Stack(data_dir=data_dir, ports=Ports.free(), environment="development")
-    env = stack.start_servers()
-    os.environ.update(env)
-    get_settings.cache_clear()
-    upgrade_head(env["DATABASE_URL"])
+    stack = start_servers(data_dir)
     model = build_tiny_model(data_dir / "models" / "base" / "tiny-llama-demo")
     keys = asyncio.run(bootstrap(get_settings(), data_dir / "first-keys.env", model))
     assert keys is not None
@@ -70,7 +66,7 @@ def start_platform(data_dir: Path) -> tuple[Any, str, str]:
                    "--concurrency=1", "--hostname=echo@%h", "--loglevel=WARNING"]  # fmt: skip
     stack.spawn("worker-echo", echo_worker)
     stack.wait_ready(stack.ports.user_api, timeout=180)
-    echo_app.conf.update(broker_url=env["REDIS_URL"], result_backend=env["REDIS_URL"])
+    echo_app.conf.update(broker_url=stack.env["REDIS_URL"], result_backend=stack.env["REDIS_URL"])
     return stack, f"http://127.0.0.1:{stack.ports.user_api}", keys.user
 
 
@@ -194,9 +190,7 @@ def main() -> None:
     figures = {stage: summary([job[stage] for job in jobs])
                for stage in ("create_to_queued", "create_to_running", "create_to_first_step")}  # fmt: skip
     report = {
-        "command": " ".join(["python -m bench.dispatch", *sys.argv[1:]]),
-        "cpus": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
+        **report_head("bench.dispatch"),
         "celery_round_trip_seconds": celery,
         "jobs": len(jobs),
         "seconds": figures,
@@ -205,9 +199,7 @@ def main() -> None:
         },
         "per_job": jobs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "per_job"}, indent=2))
+    write_report(args.out, report, shown={k: v for k, v in report.items() if k != "per_job"})
 
 
 if __name__ == "__main__":

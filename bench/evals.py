@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bench.common import report_head, write_report
 from bench.serving import SERVED, start_platform
 
 CONCURRENCY = 16
@@ -96,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = items(args.items)
     with tempfile.TemporaryDirectory(prefix="evals-bench-") as scratch:
-        stack, api, engine, key = start_platform(Path(scratch))
+        stack, api, engine, key, _api_pid = start_platform(Path(scratch))
         try:
             worker_env = {"INFERENCE_ENGINES": json.dumps({SERVED: engine}), "EVAL_CONCURRENCY": str(CONCURRENCY),
                           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # fmt: skip
@@ -119,9 +118,7 @@ def main() -> None:
     engine_rate = args.items / statistics.mean(measured["engine"])
     run_rate = args.items / statistics.mean(measured["eval_run"])
     report = {
-        "command": " ".join(["python -m bench.evals", *sys.argv[1:]]),
-        "cpus": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
+        **report_head("bench.evals"),
         "items": args.items,
         "seconds": {name: [round(value, 2) for value in values] for name, values in measured.items()},
         "engine_items_per_second": round(engine_rate, 2),
@@ -129,9 +126,7 @@ def main() -> None:
         "eval_run_to_engine_ratio": round(run_rate / engine_rate, 3),
         "last_result_counts": counts,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ job is measured alongside, as the floor of a decision.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import httpx
 import uvloop
 
 from app.devstack.cerbos import POLICIES_DIR, CerbosServer
+from bench.common import report_head, write_report
 
 OLD_KIND = "fine_tuning_job_derived_roles"
 BLOCK = 50  # plans of one shape between two snapshots of Cerbos' metrics
@@ -151,10 +150,7 @@ def main() -> None:
         policies = policies_with_the_old_shape(Path(scratch))
         with CerbosServer(Path(scratch) / "cerbos", policies_dir=policies) as server:
             result = uvloop.run(measure(server, args.requests))
-    report = {"command": " ".join(["python -m bench.policy_plans", *sys.argv[1:]]), "shapes": result}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.out, {**report_head("bench.policy_plans"), "shapes": result})
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from bench import common
 from bench.api_load import drive, operations, seed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -58,16 +57,9 @@ class Api:
 def start_servers(data_dir: Path) -> tuple[Any, str, str]:
     """The embedded servers of this checkout, migrated and seeded: (stack, a user's key, one of its job ids)."""
     from app.core.config import get_settings
-    from app.core.migrations import upgrade_head
-    from app.devstack.stack import Ports, Stack
 
-    unused = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "QDRANT_URL": "http://127.0.0.1:9"}
-    stack = Stack(data_dir=data_dir, ports=Ports.free(), environment="development", configured=unused)
-    env = stack.start_servers()
-    os.environ.update(env)
-    get_settings.cache_clear()
-    upgrade_head(env["DATABASE_URL"])
-    key, job_id = asyncio.run(seed(env["DATABASE_URL"], get_settings(), files=20))
+    stack = common.start_servers(data_dir, common.WITHOUT_TRACKING)
+    key, job_id = asyncio.run(seed(stack.env["DATABASE_URL"], get_settings(), files=20))
     return stack, key, job_id
 
 
@@ -189,11 +181,7 @@ def main() -> None:
     if args.baseline is not None:
         apis.insert(0, Api("baseline", args.baseline.resolve()))
     results = measure(apis, args)
-    report = {"command": " ".join(["python -m bench.request_path", *sys.argv[1:]]), "cpus": os.cpu_count(),
-              "load_average_at_end": os.getloadavg(), **results}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    common.write_report(args.out, {**common.report_head("bench.request_path"), **results})
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ API process over one keep-alive connection. This is what chose gRPC over HTTP fo
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +25,7 @@ import httpx
 import uvloop
 from pydantic import TypeAdapter
 
+from bench.common import report_head, write_report
 from bench.request_path import REPO_ROOT, Api, start_api, start_servers
 
 Stage = Callable[[], Awaitable[object]]
@@ -126,7 +125,7 @@ async def stages(env: dict[str, str], url: str, job_id: str) -> tuple[dict[str, 
         await authorizer.close()
         await engine.dispose()
 
-    chosen = {
+    chosen: dict[str, Stage] = {
         "health_round_trip": health,
         "database_session_get_commit": database,
         "cerbos_check_http": check_http,
@@ -178,10 +177,7 @@ def main() -> None:
             if api.process is not None:
                 api.process.stop()
             stack.stop()
-    report = {"command": " ".join(["python -m bench.request_stages", *sys.argv[1:]]), "stages": result}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.out, {**report_head("bench.request_stages"), "stages": result})
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -37,6 +38,8 @@ from typing import Any
 
 import httpx
 import psutil
+
+from bench.common import WITHOUT_TRACKING, report_head, start_servers, write_report
 
 SERVED = "tiny-llama-bench"
 PROMPT = [{"role": "user", "content": "Tell me a story about a river, a robot and a garden."}]
@@ -100,27 +103,24 @@ async def drive(url: str, headers: dict[str, str], model: str, streams: int, sec
     }
 
 
+def _answers(url: str) -> bool:
+    return httpx.get(url, timeout=5).status_code == 200
+
+
 def start_platform(data_dir: Path, engine_cpus: set[int] | None = None) -> tuple[Any, str, str, str, int]:
     """Servers, the tiny model in the catalog, a user's key, the engine and the user API:
     (stack, api, engine, key, the API's pid). With `engine_cpus`, the engine runs on those CPUs
     alone and every other process on the rest (a child inherits its parent's CPUs)."""
     from app.core.config import get_settings
-    from app.core.migrations import upgrade_head
     from app.devstack.processes import free_port, wait_until
-    from app.devstack.stack import Ports, Stack
     from app.training.tiny_model import build_tiny_model
 
     everything = os.sched_getaffinity(0)
     rest = everything - engine_cpus if engine_cpus else everything
     os.sched_setaffinity(0, rest)
-    unused = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "QDRANT_URL": "http://127.0.0.1:9"}
-    stack = Stack(data_dir=data_dir, ports=Ports.free(), environment="development", configured=unused)
-    env = stack.start_servers()
-    os.environ.update(env)
-    get_settings.cache_clear()
-    upgrade_head(env["DATABASE_URL"])
+    stack = start_servers(data_dir, WITHOUT_TRACKING)
     model = build_tiny_model(data_dir / "tiny-llama")
-    key = asyncio.run(seed(env["DATABASE_URL"], get_settings(), model))
+    key = asyncio.run(seed(stack.env["DATABASE_URL"], get_settings(), model))
     engine = f"http://127.0.0.1:{stack.ports.inference}"
     if engine_cpus:
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(cpu) for cpu in sorted(engine_cpus))
@@ -134,7 +134,7 @@ def start_platform(data_dir: Path, engine_cpus: set[int] | None = None) -> tuple
     api = f"http://127.0.0.1:{api_port}"
     # Not /ready: MLflow and Qdrant are not started for this bench.
     for url in (f"{engine}/health", f"{api}/health"):
-        wait_until(lambda url=url: httpx.get(url, timeout=5).status_code == 200, 600, url)
+        wait_until(functools.partial(_answers, url), 600, url)
     return stack, api, engine, key, api_process.pid
 
 
@@ -201,12 +201,8 @@ def main() -> None:
             results = asyncio.run(measured)
         finally:
             stack.stop()
-    report = {"command": " ".join(["python -m bench.serving", *sys.argv[1:]]), "cpus": os.cpu_count(),
-              "engine_cpus": sorted(engine_cpus) or "shared",
-              "load_average_at_end": os.getloadavg(), "results": results}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.out, {**report_head("bench.serving"), "engine_cpus": sorted(engine_cpus) or "shared",
+                            "results": results})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def _shape(use_cuda: bool, quick: bool = False) -> dict[str, Any]:
 
 
 # Model shapes built from config with random weights (nothing downloaded).
-SHAPES = {
+SHAPES: dict[str, dict[str, Any]] = {
     "llama3-8b-shape": {
         "vocab_size": 128_256,
         "hidden_size": 4096,
@@ -148,7 +148,7 @@ def _build_model(shape: dict[str, Any], tokenizer_dir: Path, use_cuda: bool) -> 
 
     if shape["name"] not in SHAPES:
         return AutoModelForCausalLM.from_pretrained(tokenizer_dir, dtype=torch.float32)
-    fields = {"vocab_size": len(AutoTokenizer.from_pretrained(tokenizer_dir))} | SHAPES[shape["name"]]
+    fields = {"vocab_size": len(AutoTokenizer.from_pretrained(tokenizer_dir)), **SHAPES[shape["name"]]}
     config = LlamaConfig(**fields, rms_norm_eps=1e-5, tie_word_embeddings=False)
     torch.manual_seed(0)
     with torch.device("cuda" if use_cuda else "cpu"):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from typing import Any
 import httpx
 
 from bench.api_load import start_platform
+from bench.common import report_head, write_report
 from bench.rss import RssWatch
 
 MiB = 2**20
@@ -134,9 +133,7 @@ def main() -> None:
         assert ok, "the generated file must be valid"
         api = upload_through_api(path, Path(scratch))
     report = {
-        "command": " ".join(["python -m bench.validation_throughput", *sys.argv[1:]]),
-        "cpus": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
+        **report_head("bench.validation_throughput"),
         "file_bytes": size,
         "lines": lines,
         "mb_per_second": {
@@ -155,9 +152,7 @@ def main() -> None:
         },
         "api_memory": {key: value for key, value in api.items() if key != "seconds"},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":
