@@ -54,7 +54,7 @@ class Api:
     slices: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {n: [] for n in ("bare", *THROUGHPUT)})
 
 
-def start_servers(data_dir: Path) -> tuple[Any, str, str]:
+def seeded_servers(data_dir: Path) -> tuple[Any, str, str]:
     """The embedded servers of this checkout, migrated and seeded: (stack, a user's key, one of its job ids)."""
     from app.core.config import get_settings
 
@@ -149,7 +149,7 @@ def git_commit(code_dir: Path) -> str | None:
 
 def measure(apis: list[Api], args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="request-path-") as scratch:
-        stack, key, job_id = start_servers(Path(scratch))
+        stack, key, job_id = seeded_servers(Path(scratch))
         try:
             for api in apis:
                 start_api(stack, api, Path(scratch))

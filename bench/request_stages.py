@@ -26,7 +26,7 @@ import uvloop
 from pydantic import TypeAdapter
 
 from bench.common import report_head, write_report
-from bench.request_path import REPO_ROOT, Api, start_api, start_servers
+from bench.request_path import REPO_ROOT, Api, seeded_servers, start_api
 
 Stage = Callable[[], Awaitable[object]]
 # How FastAPI serializes a route that returns `dict[str, Any]` (the lists).
@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/out/request_stages.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="request-stages-") as scratch:
-        stack, _key, job_id = start_servers(Path(scratch))
+        stack, _key, job_id = seeded_servers(Path(scratch))
         api = Api("candidate", REPO_ROOT)
         try:
             start_api(stack, api, Path(scratch))

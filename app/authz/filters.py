@@ -10,7 +10,6 @@ query (joins, pagination, ordering). Columns are mapped from the same
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -84,12 +83,13 @@ class TranslatedPlans:
     only an answer identical to an earlier one (the same principal listing the same kind again)
     reuses the SQL built from it. `cerbos_sqlalchemy.get_query` walks a plan in Python, about a
     tenth of a job list's time in the API process (docs/evidence.md §8). An answer without a
-    `condition_key` (the HTTP transport's) is translated every time.
+    `condition_key` (the HTTP transport's) is translated every time. Used from its process's event
+    loop only (the API's `Authorizer`), so nothing here needs a lock: no `await` falls between a
+    lookup and its store.
     """
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._lock = threading.Lock()  # workers may decide from several threads
         # key -> (condition, what the key's ids name: held so that no id is reused while cached)
         self._conditions: OrderedDict[tuple[Any, ...], tuple[ColumnElement[bool], tuple[Any, ...]]] = OrderedDict()
 
@@ -100,16 +100,14 @@ class TranslatedPlans:
             return plan_to_condition(plan, table, overrides)
         mapped = tuple((overrides or {}).items())
         key = (plan.resource_kind, plan.condition_key, id(table), tuple((name, id(column)) for name, column in mapped))
-        with self._lock:
-            found = self._conditions.get(key)
-            if found is not None:
-                self._conditions.move_to_end(key)
-                return found[0]
+        found = self._conditions.get(key)
+        if found is not None:
+            self._conditions.move_to_end(key)
+            return found[0]
         condition = plan_to_condition(plan, table, overrides)
-        with self._lock:
-            self._conditions[key] = (condition, (table, mapped))
-            if len(self._conditions) > self._size:
-                self._conditions.popitem(last=False)
+        self._conditions[key] = (condition, (table, mapped))
+        if len(self._conditions) > self._size:
+            self._conditions.popitem(last=False)
         return condition
 
     def __len__(self) -> int:
