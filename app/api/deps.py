@@ -1,7 +1,11 @@
 """Dependency aliases shared by the endpoints of both APIs.
 
 Every dependency here is `async def`: FastAPI runs a plain `def` dependency in a worker thread,
-a thread hop per dependency per request for what is an attribute read.
+a thread hop per dependency per request for what is an attribute read. And each reads the
+process's objects from `request.app.state` itself rather than through another dependency: FastAPI
+solves every node of a route's dependency tree on every request (its cache key, its scope, its
+call), about a fifth of a cheap read's time in the API process when the tree had nine nodes
+(py-spy, docs/evidence.md §8, session 34).
 """
 
 from __future__ import annotations
@@ -21,15 +25,19 @@ from app.users.authentication import authenticate
 from app.users.credential_cache import CredentialCache
 
 
-async def get_resources(request: Request) -> Resources:
+def _resources(request: Request) -> Resources:
     return request.app.state.resources  # type: ignore[no-any-return]
+
+
+async def get_resources(request: Request) -> Resources:
+    return _resources(request)
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    async for session in session_scope(resources.sessionmaker):
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async for session in session_scope(_resources(request).sessionmaker):
         yield session
 
 
@@ -39,15 +47,15 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_settings_dep(resources: ResourcesDep) -> Settings:
-    return resources.settings
+async def get_settings_dep(request: Request) -> Settings:
+    return _resources(request).settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_authorizer(resources: ResourcesDep) -> Authorizer:
-    return resources.authorizer
+async def get_authorizer(request: Request) -> Authorizer:
+    return _resources(request).authorizer
 
 
 AuthzDep = Annotated[Authorizer, Depends(get_authorizer)]
@@ -58,19 +66,14 @@ AuthzDep = Annotated[Authorizer, Depends(get_authorizer)]
 bearer_scheme = HTTPBearer(auto_error=False, description="A platform API key: `Authorization: Bearer sk-ft-...`")
 
 
-async def get_credentials(request: Request) -> CredentialCache:
-    return request.app.state.credentials  # type: ignore[no-any-return]
-
-
 async def get_principal(
     request: Request,
-    resources: ResourcesDep,
-    credentials: Annotated[CredentialCache, Depends(get_credentials)],
     session: SessionDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    principal = await authenticate(session, resources.settings, credentials, authorization)
+    credentials: CredentialCache = request.app.state.credentials
+    principal = await authenticate(session, _resources(request).settings, credentials, authorization)
     request.state.principal = principal
     return principal
 

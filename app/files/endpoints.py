@@ -75,7 +75,7 @@ async def list_files(
 @router.get("/{file_id}", response_model=FileObject, responses=ERRORS)
 async def retrieve_file(session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, file_id: str) -> FileObject:
     """One file object."""
-    return FileObject.of(await service.get(session, authorizer, principal, file_id))
+    return FileObject.of(await service.read(session, authorizer, principal, file_id))
 
 
 @router.delete("/{file_id}", response_model=FileDeleted, responses=ERRORS)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.pagination import fetch_page
+from app.core.reads import EntityRows
 from app.files.tables import File
 
 
@@ -26,6 +27,20 @@ async def get_live(session: AsyncSession, file_id: str) -> File | None:
     return await session.scalar(select(File).where(File.id == file_id, File.deleted_at.is_(None)))
 
 
+# The API's read paths (a file retrieved, a page of the list): rows as named tuples through statements
+# compiled once (app/core/reads.py). Whatever changes a file loads it with `get` or `get_live`.
+FILE_ROWS = EntityRows(File)
+
+
+def _live_file_by_id() -> Select[Any]:
+    return FILE_ROWS.select().where(File.id == bindparam("file_id"), File.deleted_at.is_(None))
+
+
+async def read_live(session: AsyncSession, file_id: str) -> Any | None:
+    """`get_live` read-only (`FILE_ROWS.row`), or None."""
+    return await FILE_ROWS.one_or_none(session, "live_by_id", _live_file_by_id, {"file_id": file_id})
+
+
 async def list_page(
     session: AsyncSession,
     visible: ColumnElement[bool],
@@ -33,11 +48,19 @@ async def list_page(
     after: str | None,
     limit: int,
     descending: bool,
-) -> tuple[Sequence[File], bool]:
-    query = select(File).where(visible, File.deleted_at.is_(None))
-    if purpose is not None:
-        query = query.where(File.purpose == purpose)
-    return await fetch_page(session, query, File.id, after=after, limit=limit, descending=descending)
+) -> tuple[list[Any], bool]:
+    """A page of the live files `visible` selects (a plan's condition, kept by `TranslatedPlans`)."""
+
+    def build() -> Select[Any]:
+        query = FILE_ROWS.select().where(visible, File.deleted_at.is_(None))
+        if purpose is not None:
+            query = query.where(File.purpose == bindparam("purpose", type_=File.purpose.type))
+        return query
+
+    values = {"purpose": purpose} if purpose is not None else {}
+    key = ("visible", id(visible), purpose is not None)
+    return await FILE_ROWS.page(session, key, build, values, after=after, limit=limit, descending=descending,
+                                anchors=(visible,))  # fmt: skip
 
 
 async def stored_bytes(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -153,6 +154,13 @@ async def get(
     return row
 
 
+async def read(session: AsyncSession, authorizer: Authorizer, principal: Principal, file_id: str) -> Any:
+    """`get` for a response only: the read-only row (`repository.FILE_ROWS.row`), one statement, no transaction."""
+    row = await repository.read_live(session, file_id)
+    await authorizer.require(principal, Kind.FILE, file_id, resource_attributes(row) if row else None, "read")
+    return row
+
+
 async def list_visible(
     session: AsyncSession,
     authorizer: Authorizer,
@@ -161,7 +169,7 @@ async def list_visible(
     after: str | None,
     limit: int,
     order: str,
-) -> tuple[Sequence[File], bool]:
+) -> tuple[list[Any], bool]:
     visible = await authorizer.list_filter(principal, Kind.FILE, "read", File)
     return await repository.list_page(session, visible, purpose, after, limit, descending=order == "desc")
 

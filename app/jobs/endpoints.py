@@ -111,7 +111,7 @@ async def retrieve_job(
     session: SessionDep, authorizer: AuthzDep, principal: PrincipalDep, fine_tuning_job_id: str
 ) -> JobObject:
     """One job."""
-    return JobObject.of(await service.get(session, authorizer, principal, fine_tuning_job_id))
+    return JobObject.of(await service.read(session, authorizer, principal, fine_tuning_job_id))
 
 
 async def _control(request: Request, session: SessionDep, resources: ResourcesDep, principal: PrincipalDep,
@@ -160,7 +160,7 @@ async def list_events(
 ) -> Any:
     """Events newest first; with `stream=true`, a live server-sent event stream."""
     if stream:
-        await service.get(session, resources.authorizer, principal, fine_tuning_job_id)
+        await service.read(session, resources.authorizer, principal, fine_tuning_job_id)
         return EventSourceResponse(
             _event_stream(request, resources, fine_tuning_job_id, last_event_id or after),
             ping=SSE_KEEPALIVE_SECONDS,

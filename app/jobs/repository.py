@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import ids
 from app.core.database import utcnow
 from app.core.pagination import fetch_page
+from app.core.reads import EntityRows
 from app.jobs.events import NewEvent
 from app.jobs.schemas import NULL_METADATA, JobFilters, MetadataFilter
 from app.jobs.tables import Checkpoint, Job, JobEvent
@@ -37,16 +38,44 @@ async def status_of(session: AsyncSession, job_id: str) -> str | None:
     return await session.scalar(select(Job.status).where(Job.id == job_id))
 
 
+# The API's read paths (a job retrieved, a page of the list or of a job's events): rows as named
+# tuples through statements compiled once (app/core/reads.py). Whatever changes a job loads it with `get`.
+JOB_ROWS = EntityRows(Job)
+EVENT_ROWS = EntityRows(JobEvent)
+
+
+def _job_by_id() -> Select[Any]:
+    return JOB_ROWS.select().where(Job.id == bindparam("job_id"))
+
+
+def _events_of_job() -> Select[Any]:
+    return EVENT_ROWS.select().where(JobEvent.job_id == bindparam("job_id"))
+
+
+async def read(session: AsyncSession, job_id: str) -> Any | None:
+    """The job's row, read-only (`JOB_ROWS.row`), or None."""
+    return await JOB_ROWS.one_or_none(session, "by_id", _job_by_id, {"job_id": job_id})
+
+
 async def visible_page(
     session: AsyncSession, visible: ColumnElement[bool], metadata: MetadataFilter, after: str | None, limit: int
-) -> tuple[Sequence[Job], bool]:
-    query = select(Job).where(visible)
-    if metadata == NULL_METADATA:
-        # Stored either as SQL NULL or as JSON null, depending on how the row was written.
-        query = query.where(or_(Job.metadata_.is_(None), func.jsonb_typeof(Job.metadata_) == "null"))
-    elif metadata:
-        query = query.where(Job.metadata_.contains(metadata))
-    return await fetch_page(session, query, Job.id, after=after, limit=limit)
+) -> tuple[list[Any], bool]:
+    """A page of the jobs `visible` selects (a plan's condition: kept by `TranslatedPlans`, so the same
+    object for the same answer, which is what lets its compiled statement be kept too)."""
+    mode = "null" if metadata == NULL_METADATA else "contains" if metadata else None
+
+    def build() -> Select[Any]:
+        query = JOB_ROWS.select().where(visible)
+        if mode == "null":
+            # Stored either as SQL NULL or as JSON null, depending on how the row was written.
+            query = query.where(or_(Job.metadata_.is_(None), func.jsonb_typeof(Job.metadata_) == "null"))
+        elif mode == "contains":
+            query = query.where(Job.metadata_.contains(bindparam("metadata", type_=Job.metadata_.type)))
+        return query
+
+    values = {"metadata": metadata} if mode == "contains" else {}
+    key = ("visible", id(visible), mode)
+    return await JOB_ROWS.page(session, key, build, values, after=after, limit=limit, anchors=(visible,))
 
 
 async def filtered_page(
@@ -232,12 +261,9 @@ async def add_fenced_event(session: AsyncSession, job_id: str, attempt: int, eve
     return row if result.scalar_one_or_none() is not None else None
 
 
-async def events_page(
-    session: AsyncSession, job_id: str, after: str | None, limit: int
-) -> tuple[Sequence[JobEvent], bool]:
-    """Newest first, as OpenAI lists them."""
-    query = select(JobEvent).where(JobEvent.job_id == job_id)
-    return await fetch_page(session, query, JobEvent.id, after=after, limit=limit)
+async def events_page(session: AsyncSession, job_id: str, after: str | None, limit: int) -> tuple[list[Any], bool]:
+    """Newest first, as OpenAI lists them; read-only rows (`EVENT_ROWS.row`)."""
+    return await EVENT_ROWS.page(session, "of_job", _events_of_job, {"job_id": job_id}, after=after, limit=limit)
 
 
 async def events_since(session: AsyncSession, job_id: str, after: str | None) -> Sequence[JobEvent]:

@@ -197,6 +197,12 @@ async def get(
     return await authorizer.require_row(principal, Kind.FINE_TUNING_JOB, job_id, row, action)
 
 
+async def read(session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str) -> Any:
+    """`get` for a response only: the read-only row (`repository.JOB_ROWS.row`), one statement, no transaction."""
+    row = await repository.read(session, job_id)
+    return await authorizer.require_row(principal, Kind.FINE_TUNING_JOB, job_id, row, "read")
+
+
 async def list_visible(
     session: AsyncSession,
     authorizer: Authorizer,
@@ -204,7 +210,7 @@ async def list_visible(
     after: str | None,
     limit: int,
     metadata: MetadataFilter,
-) -> tuple[Sequence[Job], bool]:
+) -> tuple[list[Any], bool]:
     visible = await authorizer.list_filter(principal, Kind.FINE_TUNING_JOB, "read", Job)
     return await repository.visible_page(session, visible, metadata, after, limit)
 
@@ -285,8 +291,8 @@ async def resume(resources: Resources, session: AsyncSession, principal: Princip
 
 async def list_events(
     session: AsyncSession, authorizer: Authorizer, principal: Principal, job_id: str, after: str | None, limit: int
-) -> tuple[Sequence[JobEvent], bool]:
-    await get(session, authorizer, principal, job_id)
+) -> tuple[list[Any], bool]:
+    await read(session, authorizer, principal, job_id)
     return await repository.events_page(session, job_id, after, limit)
 
 

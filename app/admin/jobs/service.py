@@ -8,6 +8,7 @@ and messages through the outbox, published after commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,7 @@ from app.fleet.queues import remove_task_messages
 from app.jobs import repository
 from app.jobs import service as jobs
 from app.jobs.schemas import JobFilters
-from app.jobs.tables import Job, JobEvent
+from app.jobs.tables import Job
 
 # A queued job's priority decides its place in the GPU queue; before that it only travels with the job.
 REPRIORITIZABLE = ("validating_files", "queued", "paused")
@@ -39,7 +40,8 @@ async def list_jobs(
     return await repository.filtered_page(session, filters, after, limit)
 
 
-async def get_with_events(session: AsyncSession, job_id: str, events: int) -> tuple[Job, Sequence[JobEvent]]:
+async def get_with_events(session: AsyncSession, job_id: str, events: int) -> tuple[Job, list[Any]]:
+    """The job, and its newest `events` as read-only rows (`repository.EVENT_ROWS.row`)."""
     job = await get(session, job_id)
     rows, _ = await repository.events_page(session, job_id, None, events)
     return job, rows
