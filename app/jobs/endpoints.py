@@ -30,6 +30,8 @@ from app.jobs.schemas import (
     JobCreate,
     JobObject,
     MetadataFilter,
+    event_view,
+    job_view,
 )
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
@@ -81,7 +83,7 @@ async def list_jobs(
     """The caller's jobs (and those the policy lets them read), newest first."""
     wanted = _metadata_filter(metadata, request.query_params)
     rows, has_more = await service.list_visible(session, authorizer, principal, after, limit, wanted)
-    return page([JobObject.of(row) for row in rows], has_more)
+    return page([job_view(row) for row in rows], has_more)
 
 
 def _metadata_filter(raw: str | None, params: QueryParams) -> MetadataFilter:
@@ -168,7 +170,7 @@ async def list_events(
     rows, has_more = await service.list_events(
         session, resources.authorizer, principal, fine_tuning_job_id, after, limit
     )
-    return page([EventObject.of(row) for row in rows], has_more)
+    return page([event_view(row) for row in rows], has_more)
 
 
 async def _event_stream(

@@ -141,7 +141,7 @@ class JobObject(BaseModel):
     user_provided_suffix: str | None
     seed: int
     estimated_finish: int | None
-    integrations: list[dict[str, Any]] = []
+    integrations: list[dict[str, Any]] = Field(default_factory=list)
     metadata: dict[str, str] | None
     method: dict[str, Any]
     # Beyond OpenAI:
@@ -153,48 +153,64 @@ class JobObject(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobObject:
-        shown = job.resolved_hyperparameters or job.hyperparameters
-        status = shown_status(job)
-        openai_view = {
-            "n_epochs": shown.get("n_epochs", "auto"),
-            "batch_size": shown.get("batch_size", "auto"),
-            "learning_rate_multiplier": shown.get("learning_rate_multiplier", "auto"),
-        }
-        if job.method == "dpo":
-            openai_view["beta"] = shown.get("beta", "auto")
-        return cls(
-            id=job.id,
-            model=job.model,
-            created_at=_ts(job.created_at),
-            finished_at=_ts(job.finished_at) if job.finished_at else None,
-            fine_tuned_model=job.fine_tuned_model,
-            organization_id=job.organization_id,
-            result_files=list(job.result_files or []),
-            status=status,
-            validation_file=job.validation_file,
-            training_file=job.training_file,
-            hyperparameters=openai_view,
-            # OpenAI: null while the job runs; the running count is in `progress`.
-            trained_tokens=job.trained_tokens if job.status in TERMINAL_STATUSES else None,
-            error=JobError(**{**job.error, "message": user_readable(job.error["message"])}) if job.error else None,
-            user_provided_suffix=job.suffix,
-            seed=job.seed,
-            estimated_finish=_ts(job.estimated_finish)
-            if job.estimated_finish and status in ESTIMATED_STATUSES
-            else None,
-            metadata=job.metadata_,
-            method={"type": job.method, job.method: {"hyperparameters": shown}},
-            estimate=job.estimate,
-            progress={
-                "step": job.current_step,
-                "total_steps": job.total_steps,
-                "attempt": job.attempt,
-                "trained_tokens": job.trained_tokens,
-                "stopping": status != job.status,
-            },
-            priority=job.priority,
-            comparison=job.comparison,
-        )
+        return cls.model_validate(job_view(job))
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """A job as OpenAI's wire object: exactly `JobObject.of(job).model_dump(mode="json")`, key order included.
+
+    A page of jobs answers with these dicts as they are (tests/jobs/test_job_view.py holds them equal to the
+    validated model's dump for every kind of job): constructing and validating twenty models was about a
+    tenth of a job list's time in the API process (py-spy, docs/evidence.md §8, session 35). A single job is
+    still answered through `JobObject`, validated.
+    """
+    shown = job.resolved_hyperparameters or job.hyperparameters
+    status = shown_status(job)
+    openai_view = {
+        "n_epochs": shown.get("n_epochs", "auto"),
+        "batch_size": shown.get("batch_size", "auto"),
+        "learning_rate_multiplier": shown.get("learning_rate_multiplier", "auto"),
+    }
+    if job.method == "dpo":
+        openai_view["beta"] = shown.get("beta", "auto")
+    error = job.error
+    return {
+        "object": "fine_tuning.job",
+        "id": job.id,
+        "model": job.model,
+        "created_at": _ts(job.created_at),
+        "finished_at": _ts(job.finished_at) if job.finished_at else None,
+        "fine_tuned_model": job.fine_tuned_model,
+        "organization_id": job.organization_id,
+        "result_files": list(job.result_files or []),
+        "status": status,
+        "validation_file": job.validation_file,
+        "training_file": job.training_file,
+        "hyperparameters": openai_view,
+        # OpenAI: null while the job runs; the running count is in `progress`.
+        "trained_tokens": job.trained_tokens if job.status in TERMINAL_STATUSES else None,
+        "error": {"code": error["code"], "message": user_readable(error["message"]), "param": error.get("param")}
+        if error
+        else None,
+        "user_provided_suffix": job.suffix,
+        "seed": job.seed,
+        "estimated_finish": _ts(job.estimated_finish)
+        if job.estimated_finish and status in ESTIMATED_STATUSES
+        else None,
+        "integrations": [],
+        "metadata": job.metadata_,
+        "method": {"type": job.method, job.method: {"hyperparameters": shown}},
+        "estimate": job.estimate,
+        "progress": {
+            "step": job.current_step,
+            "total_steps": job.total_steps,
+            "attempt": job.attempt,
+            "trained_tokens": job.trained_tokens,
+            "stopping": status != job.status,
+        },
+        "priority": job.priority,
+        "comparison": job.comparison,
+    }
 
 
 def shown_status(job: Job) -> str:
@@ -222,14 +238,20 @@ class EventObject(BaseModel):
 
     @classmethod
     def of(cls, event: JobEvent) -> EventObject:
-        return cls(
-            id=event.id,
-            created_at=_ts(event.created_at),
-            level=event.level,
-            message=user_readable(event.message),
-            data=event.data or {},
-            type=event.type,
-        )
+        return cls.model_validate(event_view(event))
+
+
+def event_view(event: JobEvent) -> dict[str, Any]:
+    """An event as OpenAI's wire object, exactly `EventObject.of(event).model_dump()`: a page answers with these."""
+    return {
+        "object": "fine_tuning.job.event",
+        "id": event.id,
+        "created_at": _ts(event.created_at),
+        "level": event.level,
+        "message": user_readable(event.message),
+        "data": event.data or {},
+        "type": event.type,
+    }
 
 
 def fine_tuned_model_name(job: Job, organization_name: str) -> str:

@@ -78,6 +78,10 @@ async def test_sdk_drives_upload_create_list_events_checkpoints_cancel(  # type:
     assert queued.hyperparameters.n_epochs == 2
     assert isinstance(queued.hyperparameters.batch_size, int)  # resolved from "auto" by the validation phase
     assert queued.estimated_finish is not None
+    # A page answers with `job_view` dicts, a retrieve with the validated model: the same object, key for key.
+    listed = client.fine_tuning.jobs.with_raw_response.list(limit=100).http_response.json()["data"]
+    retrieved = client.fine_tuning.jobs.with_raw_response.retrieve(first.id).http_response.json()
+    assert [list(item.items()) for item in listed if item["id"] == first.id] == [list(retrieved.items())]
 
     events = list(client.fine_tuning.jobs.list_events(first.id, limit=1))  # one event per page
     messages = [event.message for event in events]
